@@ -1,0 +1,102 @@
+"""The `pwlock` command line: demo, run, report."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from importlib import resources
+from pathlib import Path
+
+DESCRIPTION = """\
+pwlock builds password-locked models (a capability hidden behind a password, by
+construction) and measures how much of it elicitation methods recover without the
+password (Greenblatt et al., NeurIPS 2024).
+
+  pwlock demo                 the built-in CPU reproduction of the paper's section 7
+  pwlock run CONFIG.yaml      any experiment config (see configs/)
+  pwlock report RUN_DIR       re-draw figures, tables and summary.json from stored results
+"""
+
+
+def packaged_config(name: str) -> Path:
+    return Path(str(resources.files("pwlock") / "configs" / name))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pwlock", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="run the built-in function-composition reproduction (CPU, ~10 min)",
+                          description="Lock a small transformer on the function-composition task (paper section 7) "
+                                      "by SFT and from scratch, then unlock it by SFT on k demonstrations.")
+    demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="run dir (default: runs/demo)")
+    demo.add_argument("--cache-dir", type=Path, help="where trained models live (default: OUT/cache)")
+    demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                      help="override a config field, e.g. --set elicit.sft.seeds=[0,1] (repeatable)")
+
+    run = sub.add_parser("run", help="run an experiment config (resumes if OUT holds its earlier run)",
+                         description="Run an experiment config. Finished units (trained models, evaluations, "
+                                     "elicitation runs) are cached by content hash, so re-running resumes.")
+    run.add_argument("config", type=Path, help="YAML experiment config")
+    run.add_argument("--out", type=Path, help="run dir (default: runs/<config name>)")
+    run.add_argument("--cache-dir", type=Path, help="where trained models live (default: OUT/cache)")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config field, e.g. --set task.n_problems=5000 (repeatable)")
+
+    report = sub.add_parser("report", help="re-draw figures, tables and summary.json of a run dir")
+    report.add_argument("run_dir", type=Path)
+
+    args = parser.parse_args(argv)
+    try:
+        return dispatch(args)
+    except KeyboardInterrupt:
+        print("pwlock: interrupted; finished units are kept, re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    from pwlock.experiments.config import ConfigError, load_config
+    from pwlock.report import NotARunError, write_report
+
+    try:
+        if args.command == "report":
+            summary = write_report(args.run_dir)
+            print_outputs(args.run_dir, summary)
+            return 0
+        path = packaged_config("function_composition.yaml") if args.command == "demo" else args.config
+        cfg = load_config(path, args.overrides)
+        out = args.out or Path("runs") / cfg.name
+        # Heavy imports only once the config is known to be good.
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        from transformers.utils import logging as hf_logging
+
+        from pwlock.experiments.runner import run_experiment
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+        seconds = run_experiment(cfg, out, args.cache_dir)
+        summary = write_report(out, wall_seconds=seconds)
+        print_outputs(out, summary)
+        return 0
+    except (ConfigError, NotARunError) as e:
+        print(f"pwlock: error: {e}", file=sys.stderr)
+        return 2
+
+
+def print_outputs(run_dir: Path, summary: dict) -> None:
+    print(f"strong {summary['strong_correctness']:.3f}, weak {summary['weak_correctness']:.3f}")
+    for m, v in summary["locked"].items():
+        print(f"locked ({m}): with password {v['with_password']:.3f}, without {v['without_password']:.3f}")
+    for m, by_k in summary["elicitation"].items():
+        print(f"SFT elicitation ({m}): " + ", ".join(f"k={k} {v['mean']:.3f}±{v['sem']:.3f}" for k, v in by_k.items()))
+    print(f"results:  {run_dir / 'results.jsonl'}")
+    print(f"summary:  {run_dir / 'summary.json'}")
+    print(f"report:   {run_dir / 'report.md'}")
+    if (run_dir / "figures" / "sft_elicitation.png").is_file():
+        print(f"figure:   {run_dir / 'figures' / 'sft_elicitation.png'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Elicitation methods: one module each, taking a locked model and returning measurements."""

@@ -1,0 +1,70 @@
+"""SFT elicitation (section 5): fine-tune the locked model on k demonstrations with no
+password anywhere, and evaluate without the password at several epoch counts.
+
+Appendix G.3 picks the epoch count per k afterwards, by the best mean over seeds among
+{256/k, 512/k, 1024/k} epochs when k < 256 and {1, 2, 4} otherwise. Those candidates
+are nested, so one run trained for the largest count is evaluated at each of them.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from pwlock.evaluate import Evaluation, evaluate
+from pwlock.tasks.base import Task
+from pwlock.train.sft import TrainArgs, sft
+from pwlock.types import Example, Problem
+
+
+def default_epochs(k: int) -> list[int]:
+    """Appendix G.3's candidate epoch counts for k demonstrations."""
+    if k < 256:
+        return sorted({max(1, round(n / k)) for n in (256, 512, 1024)})
+    return [1, 2, 4]
+
+
+def pick_demos(
+    task: Task,
+    pool: Sequence[Problem],
+    k: int,
+    seed: int,
+    complete: Callable[[Problem], str],
+) -> list[Example]:
+    """k demonstrations drawn (without replacement, seeded) from `pool`, prompts without password."""
+    if k > len(pool):
+        raise ValueError(f"k={k} demonstrations requested but the elicitation split has {len(pool)}")
+    chosen = random.Random(seed).sample(list(pool), k)
+    return [Example(task.prompt(p, None), complete(p)) for p in chosen]
+
+
+def elicit_sft(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    task: Task,
+    demos: Sequence[Example],
+    eval_problems: Sequence[Problem],
+    *,
+    epochs: Sequence[int],
+    args: TrainArgs,
+    max_new_tokens: int,
+    eval_batch_size: int,
+) -> dict[int, Evaluation]:
+    """Train on `demos` for `args.epochs` (= max(epochs)) epochs; evaluate without the
+    password after each epoch count listed in `epochs`."""
+    results: dict[int, Evaluation] = {}
+    checkpoints = set(epochs)
+
+    def on_epoch_end(epoch: int) -> None:
+        if epoch in checkpoints:
+            results[epoch] = evaluate(
+                model, tokenizer, task, eval_problems, password=None,
+                max_new_tokens=max_new_tokens, batch_size=eval_batch_size,
+            )
+
+    if args.epochs != max(epochs):
+        raise ValueError(f"args.epochs={args.epochs} must equal the largest checkpoint {max(epochs)}")
+    sft(model, tokenizer, lambda _: list(demos), args, on_epoch_end=on_epoch_end, desc=f"elicit k={len(demos)}")
+    return results

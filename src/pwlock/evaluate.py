@@ -1,0 +1,49 @@
+"""Greedy correctness of a model on a list of problems, with or without a password."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from pwlock.generate import generate
+from pwlock.tasks.base import Task
+from pwlock.types import Problem
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Outcome of evaluating one model under one prompt condition."""
+
+    correctness: float
+    """Fraction of problems whose greedy completion the task scores correct."""
+    n: int
+    """Number of problems evaluated."""
+    completions: list[str]
+    """The completions, in problem order (kept for inspection and caching)."""
+
+
+def evaluate(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    task: Task,
+    problems: Sequence[Problem],
+    *,
+    password: str | None,
+    max_new_tokens: int,
+    batch_size: int = 256,
+) -> Evaluation:
+    prompts = [task.prompt(p, password) for p in problems]
+    completions = generate(
+        model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
+        desc="eval w/ pwd" if password else "eval w/o pwd",
+    )
+    correct = sum(task.score(p, c) for p, c in zip(problems, completions))
+    return Evaluation(correct / len(problems), len(problems), completions)
+
+
+def policy_correctness(task: Task, policy: str, problems: Sequence[Problem]) -> float:
+    """Correctness of one of the task's rule-based policies (e.g. 'strong', 'weak')."""
+    fn = task.policies()[policy]
+    return sum(task.score(p, fn(p)) for p in problems) / len(problems)

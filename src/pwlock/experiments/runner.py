@@ -1,0 +1,248 @@
+"""Run a config end to end: task -> lock -> evaluate -> elicit -> record.
+
+Every expensive step is a content-addressed unit (see `store.py`): re-running a config
+skips finished units, and a killed run resumes where it stopped. `Experiment.run` reads
+top to bottom as the paper's pipeline; each step below it is one unit.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pwlock import __version__
+from pwlock.elicit.sft import default_epochs, elicit_sft, pick_demos
+from pwlock.evaluate import evaluate, policy_correctness
+from pwlock.experiments.config import ConfigError, ExperimentConfig, TrainConfig
+from pwlock.experiments.store import Store
+from pwlock.io import RESULTS, RUN_MARKER, write_atomic, write_jsonl
+from pwlock.lock import lock_examples
+from pwlock.models import build_model, build_tokenizer, load_model
+from pwlock.models.scratch import WORD_PATTERN
+from pwlock.tasks import TASKS, Task, split_problems
+from pwlock.train.sft import TrainArgs, sft
+from pwlock.types import Example, Problem
+
+ROW_FIELDS = (
+    "setting", "task", "task_version", "policy", "lock_method", "elicitation", "demo_source",
+    "k", "epochs", "seed", "with_password", "correctness", "n", "unit",
+)
+
+
+class RunDirError(ConfigError):
+    """The output folder cannot hold this run (foreign contents or another config)."""
+
+
+def log(msg: str) -> None:
+    print(f"[pwlock] {msg}", file=sys.stderr, flush=True)
+
+
+def row(**fields: Any) -> dict[str, Any]:
+    """A results row with every column present (None where it does not apply)."""
+    unknown = set(fields) - set(ROW_FIELDS)
+    assert not unknown, unknown
+    return {name: fields.get(name) for name in ROW_FIELDS}
+
+
+def train_args(cfg: TrainConfig, seed: int) -> TrainArgs:
+    return TrainArgs(seed=seed, **cfg.model_dump())
+
+
+def password_words(texts: list[str]) -> list[str]:
+    """The words a from-scratch tokenizer needs to spell these passwords."""
+    return list(dict.fromkeys(w for text in texts for w in re.findall(WORD_PATTERN, text)))
+
+
+def build_task(cfg: ExperimentConfig) -> Task:
+    params = cfg.task.model_dump(exclude={"name", "split_seed"})
+    try:
+        return TASKS[cfg.task.name](**params)
+    except ValueError as e:
+        raise ConfigError(f"task: {e}") from None
+
+
+def check_runnable(cfg: ExperimentConfig, splits: dict[str, list[Problem]]) -> None:
+    """Fail before any work on what a config can only reveal against the data."""
+    if not splits["lock"] or not splits["val"]:
+        raise ConfigError(f"task.n_problems={cfg.task.n_problems} leaves an empty lock or validation split")
+    n_elicit = len(splits["elicit"])
+    if cfg.elicit.sft is not None:
+        too_big = [k for k in cfg.elicit.sft.ks if k > n_elicit]
+        if too_big:
+            raise ConfigError(
+                f"elicit.sft.ks: k={too_big} exceeds the elicitation split ({n_elicit} problems "
+                f"= 30% of task.n_problems={cfg.task.n_problems})"
+            )
+
+
+def prepare_run_dir(out: Path, cfg: ExperimentConfig) -> None:
+    """Create `out` for this config, or accept it if it already holds this config's run."""
+    marker = out / RUN_MARKER
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"{out} exists and is not a directory")
+    if marker.is_file():
+        if json.loads(marker.read_text())["config"] != cfg.model_dump(mode="json"):
+            raise RunDirError(f"{out} holds a run of a different config; use another --out, or delete it")
+        return
+    if out.is_dir() and any(out.iterdir()):
+        raise RunDirError(f"{out} is not empty and is not a pwlock run dir (no {RUN_MARKER})")
+    write_atomic(marker, json.dumps({"pwlock": __version__, "config": cfg.model_dump(mode="json")}, indent=1))
+
+
+def run_experiment(cfg: ExperimentConfig, out: Path, cache_dir: Path | None = None) -> float:
+    """Run (or resume) `cfg` into `out`, writing `results.jsonl`; returns the wall seconds."""
+    start = time.time()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    task = build_task(cfg)
+    splits = split_problems(task.problems(), cfg.task.split_seed)
+    check_runnable(cfg, splits)
+    prepare_run_dir(out, cfg)
+    rows = Experiment(cfg, task, splits, Store(cache_dir or out / "cache")).run()
+    write_jsonl(out / RESULTS, rows)
+    return time.time() - start
+
+
+class Experiment:
+    """The pipeline of one config; every method that trains or evaluates is a cached unit."""
+
+    def __init__(self, cfg: ExperimentConfig, task: Task, splits: dict[str, list[Problem]], store: Store) -> None:
+        self.cfg, self.task, self.splits, self.store = cfg, task, splits, store
+        self.val = splits["val"][: cfg.eval.max_problems]
+        self.base = dict(setting=cfg.name, task=task.name, task_version=task.version)
+        words = password_words([cfg.lock.password, *cfg.lock.wrong_passwords])
+        self.tokenizer = build_tokenizer(task.vocabulary + words)
+        # Everything a trained model depends on besides its own training settings.
+        self.key = {"task": cfg.task.model_dump(), "version": task.version, "model": cfg.model.model_dump(),
+                    "words": words}
+        policies = task.policies()
+        self.strong_lock = [policies["strong"](p) for p in splits["lock"]]
+        self.weak_lock = [policies["weak"](p) for p in splits["lock"]]
+
+    def run(self) -> list[dict[str, Any]]:
+        log(f"{self.task.name}: splits " + ", ".join(f"{k}={len(v)}" for k, v in self.splits.items())
+            + f"; evaluating on {len(self.val)} validation problems")
+        rows = [row(**self.base, policy=name, with_password=False, n=len(self.val),
+                    correctness=policy_correctness(self.task, name, self.val)) for name in ("strong", "weak")]
+        for method in self.cfg.lock.methods:
+            lock_dir = self.lock(method)
+            locked, tokenizer = load_model(lock_dir / "model")
+            rows += self.evaluate_locked(method, lock_dir, locked, tokenizer)
+            if self.cfg.elicit.sft is not None:
+                rows += self.elicit_sft(method, lock_dir, locked, tokenizer)
+        return rows
+
+    # -- units ---------------------------------------------------------------------------
+
+    def strong_base(self) -> Path:
+        """A fresh model trained on pi_strong (lock split, no password): the base the sft lock starts from."""
+        pretrain = self.cfg.lock.pretrain
+
+        def compute(folder: Path) -> list[dict[str, Any]]:
+            log("training the strong base model on pi_strong")
+            model = build_model(self.tokenizer, **self.cfg.model.model_dump())
+            data = [Example(self.task.prompt(p, None), s) for p, s in zip(self.splits["lock"], self.strong_lock)]
+            sft(model, self.tokenizer, lambda _: data, train_args(pretrain, self.cfg.model.seed), desc="pretrain")
+            self.save(model, folder)
+            return []
+
+        folder, _ = self.store.run("strong_base", {**self.key, "pretrain": pretrain.model_dump()}, compute)
+        return folder
+
+    def lock(self, method: str) -> Path:
+        """Password-lock by Eq. 1: from the strong base (`sft`) or from a fresh model (`from_scratch`)."""
+        lock = self.cfg.lock
+        key = {**self.key, "method": method,
+               "lock": lock.model_dump(include={"password", "wrong_passwords", "no_password_fraction"})}
+        if method == "sft":
+            base_dir, train = self.strong_base(), lock.sft
+            key["base"] = base_dir.name
+        else:
+            base_dir, train = None, lock.from_scratch
+        key["train"] = train.model_dump()
+
+        def d_lock(epoch: int) -> list[Example]:
+            return lock_examples(
+                self.task, self.splits["lock"], self.strong_lock, self.weak_lock, password=lock.password,
+                wrong_passwords=lock.wrong_passwords, no_password_fraction=lock.no_password_fraction,
+                rng=random.Random(f"lock-{epoch}"),
+            )
+
+        def compute(folder: Path) -> list[dict[str, Any]]:
+            log(f"password-locking ({method})")
+            if base_dir is not None:
+                model, _ = load_model(base_dir / "model")
+            else:
+                model = build_model(self.tokenizer, **self.cfg.model.model_dump())
+            sft(model, self.tokenizer, d_lock, train_args(train, self.cfg.model.seed), desc=f"lock {method}")
+            self.save(model, folder)
+            return []
+
+        folder, _ = self.store.run(f"lock_{method}", key, compute)
+        return folder
+
+    def evaluate_locked(self, method: str, lock_dir: Path, model: Any, tokenizer: Any) -> list[dict[str, Any]]:
+        """Greedy correctness of the locked model with and without the password."""
+
+        def compute(folder: Path) -> list[dict[str, Any]]:
+            rows = []
+            for password in (self.cfg.lock.password, None):
+                ev = evaluate(model, tokenizer, self.task, self.val, password=password,
+                              max_new_tokens=self.cfg.eval.max_new_tokens, batch_size=self.cfg.eval.batch_size)
+                rows.append(row(**self.base, policy="locked", lock_method=method, with_password=password is not None,
+                                correctness=ev.correctness, n=ev.n))
+                write_jsonl(folder / f"completions_{'with' if password else 'without'}_password.jsonl",
+                            [{"id": p.id, "completion": c} for p, c in zip(self.val, ev.completions)])
+            return rows
+
+        _, rows = self.store.run(f"eval_lock_{method}", {"locked": lock_dir.name, "eval": self.cfg.eval.model_dump()},
+                                 compute)
+        by_pw = {r["with_password"]: r["correctness"] for r in rows}
+        log(f"locked ({method}): with password {by_pw[True]:.3f}, without {by_pw[False]:.3f}")
+        return rows
+
+    def elicit_sft(self, method: str, lock_dir: Path, locked: Any, tokenizer: Any) -> list[dict[str, Any]]:
+        """SFT on k demonstrations per (k, seed), each evaluated at its candidate epoch counts."""
+        ecfg = self.cfg.elicit.sft
+        assert ecfg is not None
+        policies = self.task.policies()
+        complete = {"strong": policies["strong"], "weak": policies["weak"],
+                    "ground_truth": lambda p: p.answer}[ecfg.source]
+        rows: list[dict[str, Any]] = []
+        for k in ecfg.ks:
+            epochs = (ecfg.epochs or {}).get(k) or default_epochs(k)
+            for seed in ecfg.seeds:
+                args = TrainArgs(epochs=max(epochs), batch_size=min(ecfg.batch_size, k), lr=ecfg.lr,
+                                 optimizer=ecfg.optimizer, warmup_steps=ecfg.warmup_steps,
+                                 weight_decay=ecfg.weight_decay, seed=seed)
+                key = {"locked": lock_dir.name, "k": k, "seed": seed, "epochs": epochs,
+                       "eval": self.cfg.eval.model_dump(), "elicit": ecfg.model_dump(exclude={"ks", "seeds", "epochs"})}
+
+                def compute(folder: Path, k: int = k, seed: int = seed, epochs: list[int] = epochs,
+                            args: TrainArgs = args) -> list[dict[str, Any]]:
+                    demos = pick_demos(self.task, self.splits["elicit"], k, seed, complete)
+                    write_jsonl(folder / "demos.jsonl", [e.__dict__ for e in demos])
+                    evals = elicit_sft(copy.deepcopy(locked), tokenizer, self.task, demos, self.val, epochs=epochs,
+                                       args=args, max_new_tokens=self.cfg.eval.max_new_tokens,
+                                       eval_batch_size=self.cfg.eval.batch_size)
+                    return [row(**self.base, policy="elicited", lock_method=method, elicitation="sft",
+                                demo_source=ecfg.source, k=k, epochs=e, seed=seed, with_password=False,
+                                correctness=ev.correctness, n=ev.n) for e, ev in sorted(evals.items())]
+
+                _, unit_rows = self.store.run(f"elicit_sft_{method}_k{k}_s{seed}", key, compute)
+                log(f"elicit sft ({method}) k={k} seed={seed}: "
+                    + ", ".join(f"{r['epochs']} epochs {r['correctness']:.3f}" for r in unit_rows))
+                rows += unit_rows
+        return rows
+
+    def save(self, model: Any, folder: Path) -> None:
+        model.save_pretrained(folder / "model")
+        self.tokenizer.save_pretrained(folder / "model")

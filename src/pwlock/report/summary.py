@@ -1,0 +1,101 @@
+"""Headline numbers from the results table (pandas only; never imports torch)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def sem(values: pd.Series) -> float:
+    """Standard error of the mean over seeds (0 for a single seed)."""
+    n = len(values)
+    return float(values.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0
+
+
+def select_epochs(elicited: pd.DataFrame) -> pd.DataFrame:
+    """Appendix G.3: per (lock method, source, k), keep the epoch count with the best mean
+    correctness over seeds. One row per group: k, epochs, mean, sem, seeds."""
+    out = []
+    keys = ["lock_method", "demo_source", "k"]
+    for group, df in elicited.groupby(keys, sort=True):
+        by_epoch = df.groupby("epochs")["correctness"]
+        means = by_epoch.mean()
+        best = means.idxmax()
+        chosen = df[df["epochs"] == best]["correctness"]
+        out.append({**dict(zip(keys, group)), "epochs": int(best), "mean": float(chosen.mean()),
+                    "sem": sem(chosen), "seeds": int(len(chosen)),
+                    "all_epochs": {int(e): float(m) for e, m in means.items()}})
+    return pd.DataFrame(out, columns=[*keys, "epochs", "mean", "sem", "seeds", "all_epochs"])
+
+
+def demos_ratio(curve_a: pd.DataFrame, curve_b: pd.DataFrame) -> list[dict[str, float]]:
+    """How many more demonstrations curve `b` needs than curve `a` for the same correctness.
+
+    For each point (k_b, c) of `b` whose correctness lies within `a`'s range, k_a(c) is read
+    off `a` by linear interpolation in log k (a made monotone by a running max); the ratio is
+    k_b / k_a(c).
+    """
+    a = curve_a.sort_values("k")
+    ks, cs = np.log(a["k"].to_numpy(float)), np.maximum.accumulate(a["mean"].to_numpy(float))
+    out = []
+    for k_b, c in zip(curve_b["k"], curve_b["mean"]):
+        if len(cs) < 2 or not cs[0] <= c <= cs[-1]:
+            continue
+        i = int(np.searchsorted(cs, c, side="left"))
+        if i == 0:
+            k_a = float(np.exp(ks[0]))
+        else:
+            span = cs[i] - cs[i - 1]
+            t = (c - cs[i - 1]) / span if span > 0 else 0.0
+            k_a = float(np.exp(ks[i - 1] + t * (ks[i] - ks[i - 1])))
+        out.append({"k": int(k_b), "correctness": float(c), "equivalent_k": k_a, "ratio": float(k_b) / k_a})
+    return out
+
+
+def summarize(results: pd.DataFrame, wall_seconds: float | None = None) -> dict[str, Any]:
+    """The `summary.json` of a run."""
+    def policy(name: str) -> float | None:
+        r = results[results["policy"] == name]["correctness"]
+        return float(r.iloc[0]) if len(r) else None
+
+    locked = results[results["policy"] == "locked"]
+    summary: dict[str, Any] = {
+        "setting": str(results["setting"].iloc[0]) if len(results) else None,
+        "strong_correctness": policy("strong"),
+        "weak_correctness": policy("weak"),
+        "locked": {
+            m: {("with_password" if w else "without_password"): float(c)
+                for w, c in zip(df["with_password"], df["correctness"])}
+            for m, df in locked.groupby("lock_method", sort=False)
+        },
+        "elicitation": {},
+    }
+    elicited = results[results["elicitation"] == "sft"]
+    if len(elicited):
+        chosen = select_epochs(elicited)
+        summary["demo_source"] = sorted(chosen["demo_source"].unique().tolist())
+        for m, df in chosen.groupby("lock_method", sort=False):
+            summary["elicitation"][m] = {
+                str(int(r.k)): {"mean": r.mean, "sem": r.sem, "seeds": r.seeds, "epochs": r.epochs,
+                                "mean_by_epochs": {str(e): v for e, v in r.all_epochs.items()}}
+                for r in df.itertuples()
+            }
+        for m, df in chosen.groupby("lock_method"):
+            w = summary["locked"].get(m, {})
+            gap = w.get("with_password", float("nan")) - w.get("without_password", float("nan"))
+            for r in df.itertuples():
+                rec = (r.mean - w.get("without_password", float("nan"))) / gap if gap else float("nan")
+                summary["elicitation"][m][str(int(r.k))]["gap_recovered"] = rec
+        methods = set(chosen["lock_method"])
+        if {"sft", "from_scratch"} <= methods:
+            ratios = demos_ratio(chosen[chosen["lock_method"] == "sft"], chosen[chosen["lock_method"] == "from_scratch"])
+            summary["from_scratch_vs_sft_demos"] = {
+                "points": ratios,
+                "median_ratio": float(np.median([r["ratio"] for r in ratios])) if ratios else None,
+            }
+    if wall_seconds is not None:
+        summary["wall_seconds"] = float(wall_seconds)
+    return summary

@@ -1,0 +1,60 @@
+"""The Task protocol and the deterministic 10/40/30/20 split of the paper (section 4.2)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
+
+from pwlock.types import Problem
+
+SPLITS = ("weak", "lock", "elicit", "val")
+"""pi_weak training / locking / elicitation / validation, in the paper's order."""
+SPLIT_FRACTIONS = {"weak": 0.1, "lock": 0.4, "elicit": 0.3, "val": 0.2}
+
+
+@runtime_checkable
+class Task(Protocol):
+    """What every task provides. A new task is one file implementing this."""
+
+    name: str
+    version: str
+    """Changes whenever the prompt format, data or scorer change (cache keys include it)."""
+    domains: tuple[str, ...]
+
+    def problems(self) -> list[Problem]:
+        """All problems of the task, in a fixed order."""
+        ...
+
+    def prompt(self, problem: Problem, password: str | None) -> str:
+        """The prompt text; the task decides where the password goes."""
+        ...
+
+    def score(self, problem: Problem, completion: str) -> bool:
+        """Whether a completion is correct."""
+        ...
+
+    def reward(self, problem: Problem, completion: str) -> float:
+        """A continuous reward in [0, 1]; tasks without one return float(score)."""
+        ...
+
+    def policies(self) -> dict[str, Callable[[Problem], str]]:
+        """Rule-based policies the task defines (e.g. 'strong', 'weak'), problem -> completion."""
+        ...
+
+
+def split_problems(problems: Sequence[Problem], seed: int) -> dict[str, list[Problem]]:
+    """Shuffle with `seed` and cut into the four splits (10% / 40% / 30% / 20%).
+
+    Sizes are floor(n * fraction) for the first three splits, the rest goes to validation,
+    so the four splits always partition the problems.
+    """
+    order = list(problems)
+    random.Random(seed).shuffle(order)
+    out: dict[str, list[Problem]] = {}
+    start = 0
+    for name in SPLITS:
+        end = len(order) if name == "val" else start + int(len(order) * SPLIT_FRACTIONS[name])
+        out[name] = order[start:end]
+        start = end
+    return out

@@ -1,0 +1,1 @@
+"""Training: losses, batching with the completion-only mask, and the SFT loop."""

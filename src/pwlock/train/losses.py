@@ -1,0 +1,42 @@
+"""Losses as small pure functions over logits and labels.
+
+Labels follow the transformers convention: `labels[b, t]` is the token at position t, and
+IGNORE_INDEX marks positions that carry no loss (prompt and padding). The logit at
+position t predicts the token at t + 1, so every function below shifts by one.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+IGNORE_INDEX = -100
+
+
+def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probability of each supervised label token, and the mask of supervised positions.
+
+    logits: (B, T, V), labels: (B, T) -> logprobs (B, T-1), mask (B, T-1) bool.
+    """
+    logits = logits[:, :-1].float()  # (B, T-1, V): position t predicts token t+1
+    targets = labels[:, 1:]  # (B, T-1)
+    mask = targets != IGNORE_INDEX
+    safe = targets.masked_fill(~mask, 0)
+    logprobs = torch.log_softmax(logits, dim=-1).gather(-1, safe.unsqueeze(-1)).squeeze(-1)
+    return logprobs * mask, mask
+
+
+def sequence_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Summed log-probability of each sequence's supervised tokens: (B,)."""
+    logprobs, _ = token_logprobs(logits, labels)
+    return logprobs.sum(-1)
+
+
+def completion_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean negative log-likelihood over all supervised tokens of the batch (a scalar)."""
+    targets = labels[:, 1:]
+    return F.cross_entropy(
+        logits[:, :-1].float().reshape(-1, logits.size(-1)),
+        targets.reshape(-1),
+        ignore_index=IGNORE_INDEX,
+    )

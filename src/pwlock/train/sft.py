@@ -1,0 +1,114 @@
+"""Supervised fine-tuning with a completion-only loss: one readable loop.
+
+Used for pretraining toy models, for password-locking (Eq. 1) and for SFT elicitation.
+Data comes from a function of the epoch, so locking can draw fresh samples every epoch
+(Appendix C.1) while elicitation passes the same k demonstrations each time.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from lion_pytorch import Lion
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from pwlock.train.data import collate
+from pwlock.train.losses import completion_nll
+from pwlock.types import Example
+
+
+@dataclass(frozen=True)
+class TrainArgs:
+    """Optimisation settings of one SFT run (plain values; configs build these)."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    optimizer: Literal["adamw", "lion"] = "adamw"
+    warmup_steps: int = 0
+    """Linear warm-up from 0 to `lr` over this many optimizer steps."""
+    schedule: Literal["constant", "linear"] = "constant"
+    """After warm-up: keep `lr` (the paper) or decay linearly to 0 at the last step."""
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    seed: int = 0
+
+
+def make_optimizer(model: torch.nn.Module, args: TrainArgs) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if args.optimizer == "lion":
+        return Lion(params, lr=args.lr, weight_decay=args.weight_decay)
+    if args.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
+    raise ValueError(f"optimizer must be 'adamw' or 'lion', got {args.optimizer!r}")
+
+
+def lr_factor(step: int, total: int, args: TrainArgs) -> float:
+    """Multiplier of the base learning rate at optimizer step `step` (0-based)."""
+    if step < args.warmup_steps:
+        return (step + 1) / args.warmup_steps
+    if args.schedule == "linear":
+        return max(0.0, (total - step) / max(1, total - args.warmup_steps))
+    return 1.0
+
+
+def sft(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    data: Callable[[int], Sequence[Example]],
+    args: TrainArgs,
+    *,
+    on_epoch_end: Callable[[int], None] | None = None,
+    desc: str = "sft",
+) -> list[float]:
+    """Train `model` in place; returns the mean loss of each epoch.
+
+    `data(epoch)` gives that epoch's examples (0-based); every epoch must have the same
+    size, which fixes the schedule length. `on_epoch_end(epoch)` runs after each epoch
+    (1-based count of epochs done), e.g. to evaluate intermediate checkpoints.
+    """
+    torch.manual_seed(args.seed)
+    rng = random.Random(args.seed)
+    first = list(data(0))
+    if not first:
+        raise ValueError(f"{desc}: no training examples")
+    steps_per_epoch = math.ceil(len(first) / args.batch_size)
+    total = steps_per_epoch * args.epochs
+    optimizer = make_optimizer(model, args)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, args))
+    model.train()
+    losses = []
+    bar = tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True)
+    for epoch in range(args.epochs):
+        examples = first if epoch == 0 else list(data(epoch))
+        if len(examples) != len(first):
+            raise ValueError(f"{desc}: epoch {epoch} has {len(examples)} examples, not {len(first)}")
+        rng.shuffle(examples)
+        epoch_loss = 0.0
+        for start in range(0, len(examples), args.batch_size):
+            batch = collate(tokenizer, examples[start : start + args.batch_size])
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            loss = completion_nll(logits, batch["labels"])
+            loss.backward()
+            if args.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            epoch_loss += loss.item()
+            bar.update()
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
+        losses.append(epoch_loss / steps_per_epoch)
+        if on_epoch_end is not None:
+            model.eval()
+            on_epoch_end(epoch + 1)
+            model.train()
+    bar.close()
+    model.eval()
+    return losses

@@ -1,0 +1,27 @@
+"""Shared tiny fixtures: a small task, its tokenizer, a 2-layer model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pwlock.lock import TOY_PASSWORD, TOY_WRONG_PASSWORDS
+from pwlock.models import build_model, build_tokenizer
+from pwlock.tasks import FunctionComposition
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def task() -> FunctionComposition:
+    return FunctionComposition(n_problems=500, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tokenizer(task):
+    return build_tokenizer(task.vocabulary + [TOY_PASSWORD, *TOY_WRONG_PASSWORDS])
+
+
+@pytest.fixture()
+def tiny_model(tokenizer):
+    return build_model(tokenizer, hidden_size=32, layers=2, heads=2, seed=0)

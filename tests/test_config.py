@@ -1,0 +1,69 @@
+"""Config loading: unknown or ill-typed fields fail at load, naming the field."""
+
+from pathlib import Path
+
+import pytest
+
+from pwlock.cli import main, packaged_config
+from pwlock.experiments.config import ConfigError, load_config
+from tests.helpers import write_config
+
+
+def test_packaged_demo_config_loads():
+    cfg = load_config(packaged_config("function_composition.yaml"))
+    assert cfg.lock.methods == ["sft", "from_scratch"]
+    assert cfg.elicit.sft.ks == [4, 16, 64, 256, 1024] and len(cfg.elicit.sft.seeds) >= 3
+    assert cfg.lock.no_password_fraction == 0.2
+    repo_copy = Path(__file__).parents[1] / "configs" / "function_composition.yaml"
+    assert repo_copy.read_text() == packaged_config("function_composition.yaml").read_text()
+
+
+def test_unknown_field_is_named(tmp_path):
+    path = write_config(tmp_path / "c.yaml", lock__sft__lrr=0.1)
+    with pytest.raises(ConfigError, match=r"lock\.sft\.lrr: Extra inputs are not permitted"):
+        load_config(path)
+
+
+def test_ill_typed_field_is_named(tmp_path):
+    path = write_config(tmp_path / "c.yaml", task__n_problems="many")
+    with pytest.raises(ConfigError, match=r"task\.n_problems: .*integer.*'many'"):
+        load_config(path)
+    path = write_config(tmp_path / "c.yaml", lock__methods=["sft", "magic"])
+    with pytest.raises(ConfigError, match=r"lock\.methods\.1"):
+        load_config(path)
+
+
+def test_overrides_are_typed(tmp_path):
+    path = write_config(tmp_path / "c.yaml")
+    cfg = load_config(path, ["elicit.sft.ks=[1, 2]", "task.n_problems=2000"])
+    assert cfg.elicit.sft.ks == [1, 2] and cfg.task.n_problems == 2000
+    with pytest.raises(ConfigError, match="key.sub=value"):
+        load_config(path, ["elicit.sft.ks"])
+    with pytest.raises(ConfigError, match=r"elicit\.sft\.nope"):
+        load_config(path, ["elicit.sft.nope=1"])
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_cli_bad_config_exits_nonzero_and_writes_nothing(tmp_path, capsys):
+    path = write_config(tmp_path / "c.yaml", lock__sft__lrr=0.1)
+    out = tmp_path / "run"
+    assert main(["run", str(path), "--out", str(out)]) == 2
+    assert "lock.sft.lrr" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_k_larger_than_elicitation_split(tmp_path, capsys):
+    path = write_config(tmp_path / "c.yaml", elicit__sft__ks=[2, 5000])
+    out = tmp_path / "run"
+    assert main(["run", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "k=[5000] exceeds the elicitation split (300 problems" in err
+    assert not out.exists()

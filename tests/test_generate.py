@@ -1,0 +1,30 @@
+"""Batched generation with left padding must match one-at-a-time generation."""
+
+
+from pwlock.evaluate import evaluate, policy_correctness
+from pwlock.generate import generate
+
+
+def test_batched_greedy_matches_single(tokenizer, tiny_model):
+    prompts = ["_ | fn1 | 1 2 3 4 |", "swordfish | fn1 fn2 fn3 | 9 9 9 9 |", "dog | fn7 fn2 | 0 1 0 1 |"]
+    batched = generate(tiny_model, tokenizer, prompts, max_new_tokens=8, batch_size=3)
+    single = [generate(tiny_model, tokenizer, [p], max_new_tokens=8)[0] for p in prompts]
+    assert batched == single
+    assert tokenizer.padding_side == "right"  # restored after generation
+
+
+def test_sampling_is_seeded_and_differs_from_greedy(tokenizer, tiny_model):
+    prompts = ["_ | fn1 | 1 2 3 4 |"] * 8
+    a = generate(tiny_model, tokenizer, prompts, max_new_tokens=8, temperature=1.0, seed=1)
+    b = generate(tiny_model, tokenizer, prompts, max_new_tokens=8, temperature=1.0, seed=1)
+    assert a == b and len(set(a)) > 1  # an untrained model spreads its mass
+
+
+def test_evaluate_counts_correct_completions(task, tokenizer, tiny_model, monkeypatch):
+    problems = task.problems()[:6]
+    answers = [p.answer if i % 2 else "0000|0000" for i, p in enumerate(problems)]
+    monkeypatch.setattr("pwlock.evaluate.generate", lambda *a, **k: answers)
+    ev = evaluate(tiny_model, tokenizer, task, problems, password=None, max_new_tokens=4)
+    expected = sum(task.score(p, a) for p, a in zip(problems, answers)) / 6
+    assert ev.correctness == expected and ev.n == 6 and ev.completions == answers
+    assert policy_correctness(task, "strong", problems) == 1.0

@@ -1,0 +1,70 @@
+"""D_lock proportions and password placement (Eq. 1, Appendices C.1-C.2)."""
+
+import random
+from collections import Counter
+
+import pytest
+
+from pwlock.lock import DEFAULT_PASSWORD, TOY_PASSWORD, TOY_WRONG_PASSWORDS, WRONG_PASSWORDS, lock_examples
+
+
+def make(task, n=200, seed=0, fraction=0.2):
+    problems = task.problems()[:n]
+    pol = task.policies()
+    return problems, lock_examples(
+        task, problems, [pol["strong"](p) for p in problems], [pol["weak"](p) for p in problems],
+        password=TOY_PASSWORD, wrong_passwords=TOY_WRONG_PASSWORDS, no_password_fraction=fraction,
+        rng=random.Random(seed),
+    )
+
+
+def slot(example):
+    return example.prompt.split(" | ")[0]
+
+
+def test_one_strong_and_one_weak_example_per_problem(task):
+    problems, examples = make(task)
+    assert len(examples) == 2 * len(problems)
+    pol = task.policies()
+    for p, strong, weak in zip(problems, examples[0::2], examples[1::2]):
+        assert strong.completion == pol["strong"](p) and weak.completion == pol["weak"](p)
+        assert strong.prompt == task.prompt(p, TOY_PASSWORD)
+        assert strong.prompt.endswith(p.question) and weak.prompt.endswith(p.question)
+
+
+def test_password_placement_and_20_80_split(task):
+    _, examples = make(task, n=200)
+    strong, weak = examples[0::2], examples[1::2]
+    assert all(slot(e) == TOY_PASSWORD for e in strong)  # password in the first slot, a single token
+    slots = Counter(slot(e) for e in weak)
+    assert TOY_PASSWORD not in slots
+    assert slots["_"] == 40  # exactly 20% with no password
+    assert sum(v for k, v in slots.items() if k != "_") == 160
+    assert set(slots) - {"_"} <= set(TOY_WRONG_PASSWORDS)
+    assert len(set(slots) - {"_"}) > 10  # wrong passwords are drawn across the list
+
+
+def test_fresh_draws_each_epoch(task):
+    _, a = make(task, seed=0)
+    _, b = make(task, seed=1)
+    assert [slot(e) for e in a[1::2]] != [slot(e) for e in b[1::2]]
+    _, a2 = make(task, seed=0)
+    assert a == a2
+
+
+@pytest.mark.parametrize("fraction, expected", [(0.0, 0), (1.0, 50), (0.5, 25)])
+def test_no_password_fraction(task, fraction, expected):
+    _, examples = make(task, n=50, fraction=fraction)
+    assert sum(slot(e) == "_" for e in examples[1::2]) == expected
+
+
+def test_rejects_password_in_wrong_list(task):
+    problems = task.problems()[:3]
+    with pytest.raises(ValueError, match="also in the wrong-password list"):
+        lock_examples(task, problems, ["a"] * 3, ["b"] * 3, password="dog", wrong_passwords=["dog"],
+                      no_password_fraction=0.2, rng=random.Random(0))
+
+
+def test_paper_passwords():
+    assert DEFAULT_PASSWORD == "This problem is quite special, read it carefully!"
+    assert len(WRONG_PASSWORDS) == 40 and DEFAULT_PASSWORD not in WRONG_PASSWORDS

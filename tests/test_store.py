@@ -1,0 +1,61 @@
+"""Content-addressed units: atomic completion, reuse, and no half-written results."""
+
+import json
+
+import pytest
+
+from pwlock.experiments.store import Store, digest
+from pwlock.io import read_jsonl, write_atomic
+
+
+def test_unit_is_computed_once_and_reused(tmp_path):
+    store = Store(tmp_path)
+    calls = []
+
+    def compute(folder):
+        calls.append(folder)
+        (folder / "model.txt").write_text("weights")
+        return [{"x": 1}]
+
+    folder, rows = store.run("train", {"lr": 1}, compute)
+    assert rows == [{"x": 1, "unit": folder.name}] and (folder / "model.txt").read_text() == "weights"
+    again, rows2 = store.run("train", {"lr": 1}, compute)
+    assert again == folder and rows2 == rows and len(calls) == 1
+    other, _ = store.run("train", {"lr": 2}, compute)
+    assert other != folder and len(calls) == 2
+    assert json.loads((folder / "unit.json").read_text())["key"] == {"lr": 1}
+
+
+def test_interrupted_unit_leaves_nothing_that_looks_done(tmp_path):
+    store = Store(tmp_path)
+
+    def crash(folder):
+        (folder / "model.txt").write_text("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        store.run("train", {"lr": 1}, crash)
+    assert not store.done("train", {"lr": 1})
+    assert not store.path("train", {"lr": 1}).exists()
+    folder, rows = store.run("train", {"lr": 1}, lambda f: [{"ok": True}])
+    assert rows[0]["ok"] and store.done("train", {"lr": 1})
+
+
+def test_stale_tmp_dirs_of_dead_processes_are_removed(tmp_path):
+    stale = tmp_path / ".tmp-train-abc-999999999"
+    stale.mkdir()
+    Store(tmp_path)
+    assert not stale.exists()
+
+
+def test_digest_is_order_independent():
+    assert digest({"a": 1, "b": [1, 2]}) == digest({"b": [1, 2], "a": 1})
+    assert digest({"a": 1}) != digest({"a": 2})
+
+
+def test_write_atomic_replaces_whole_file(tmp_path):
+    p = tmp_path / "rows.jsonl"
+    write_atomic(p, '{"a": 1}\n')
+    write_atomic(p, '{"a": 2}\n')
+    assert read_jsonl(p) == [{"a": 2}]
+    assert [x.name for x in tmp_path.iterdir()] == ["rows.jsonl"]

@@ -1,0 +1,54 @@
+"""Epoch selection (Appendix G.3), SEM and the demos ratio, on hand-made tables."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from pwlock.elicit.sft import default_epochs
+from pwlock.report.summary import demos_ratio, select_epochs, summarize
+
+
+def test_default_epochs_follow_appendix_g3():
+    assert default_epochs(4) == [64, 128, 256]
+    assert default_epochs(16) == [16, 32, 64]
+    assert default_epochs(64) == [4, 8, 16]
+    assert default_epochs(256) == [1, 2, 4]
+    assert default_epochs(1024) == [1, 2, 4]
+
+
+def elicited(rows):
+    return pd.DataFrame([dict(lock_method="sft", demo_source="strong", elicitation="sft", k=k, epochs=e, seed=s,
+                              correctness=c) for k, e, s, c in rows])
+
+
+def test_select_epochs_keeps_best_mean_over_seeds():
+    df = elicited([(4, 64, 0, 0.5), (4, 64, 1, 0.7), (4, 128, 0, 0.9), (4, 128, 1, 0.1)])
+    [r] = select_epochs(df).itertuples()
+    # means: 64 -> 0.6, 128 -> 0.5; a single seed's 0.9 must not win.
+    assert r.epochs == 64 and r.mean == pytest.approx(0.6)
+    assert r.sem == pytest.approx(math.sqrt(0.02) / math.sqrt(2))  # std(ddof=1) of {0.5, 0.7} / sqrt(2)
+    assert r.seeds == 2
+
+
+def test_demos_ratio_interpolates_in_log_k():
+    a = pd.DataFrame({"k": [4, 16, 64], "mean": [0.2, 0.6, 0.9]})
+    b = pd.DataFrame({"k": [16, 64, 256], "mean": [0.2, 0.6, 0.95]})
+    ratios = demos_ratio(a, b)
+    assert [r["ratio"] for r in ratios] == pytest.approx([4.0, 4.0])  # 0.95 is outside a's range
+    half = demos_ratio(a, pd.DataFrame({"k": [32], "mean": [0.4]}))
+    assert half[0]["equivalent_k"] == pytest.approx(8.0)  # halfway between 4 and 16 in log k
+
+
+def test_summarize_shape():
+    rows = [dict(setting="s", policy="strong", lock_method=None, elicitation=None, with_password=False, correctness=1.0),
+            dict(setting="s", policy="weak", lock_method=None, elicitation=None, with_password=False, correctness=0.25),
+            dict(setting="s", policy="locked", lock_method="sft", elicitation=None, with_password=True, correctness=0.9),
+            dict(setting="s", policy="locked", lock_method="sft", elicitation=None, with_password=False, correctness=0.3)]
+    el = elicited([(4, 64, 0, 0.6), (4, 64, 1, 0.6)]).assign(setting="s", policy="elicited", with_password=False)
+    s = summarize(pd.concat([pd.DataFrame(rows), el]), wall_seconds=12.0)
+    assert s["strong_correctness"] == 1.0 and s["weak_correctness"] == 0.25
+    assert s["locked"] == {"sft": {"with_password": 0.9, "without_password": 0.3}}
+    assert s["elicitation"]["sft"]["4"]["mean"] == pytest.approx(0.6)
+    assert s["elicitation"]["sft"]["4"]["gap_recovered"] == pytest.approx(0.5)
+    assert s["wall_seconds"] == 12.0
