@@ -121,3 +121,17 @@ def test_resume_after_hard_kill(tmp_path):
     assert not list(cache.glob(".tmp-*"))  # the killed process's partial unit was cleaned up
     df = pd.read_json(out / "results.jsonl", lines=True)
     assert len(df[df["policy"] == "elicited"]) == 2
+
+
+def test_shared_cache_reuses_units_under_a_new_name(tiny_run, tmp_path):
+    """Another run dir with a renamed config reuses every unit through --cache-dir, and
+    its rows carry the new setting name."""
+    config, out = tiny_run
+    renamed = write_config(tmp_path / "renamed.yaml", name="renamed")
+    units = {p.name: p.stat().st_mtime_ns for p in (out / "cache").iterdir()}
+    t = time.time()
+    assert main(["run", str(renamed), "--out", str(tmp_path / "run2"), "--cache-dir", str(out / "cache")]) == 0
+    assert time.time() - t < 20
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "cache").iterdir()} == units
+    df = pd.read_json(tmp_path / "run2" / "results.jsonl", lines=True)
+    assert set(df["setting"]) == {"renamed"}

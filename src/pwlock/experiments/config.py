@@ -90,7 +90,9 @@ class SFTElicitConfig(Strict):
     epochs: dict[int, list[int]] | None = None
     """Candidate epochs per k; default Appendix G.3: {256,512,1024}/k for k<256, else {1,2,4}."""
     batch_size: int = Field(32, gt=0)
-    lr: float = Field(1e-3, gt=0)
+    """Capped at k."""
+    lr: float = Field(3e-4, gt=0)
+    """Constant after warm-up, the same for every k (as the paper)."""
     optimizer: Literal["adamw", "lion"] = "adamw"
     warmup_steps: int = Field(0, ge=0)
     weight_decay: float = Field(0.01, ge=0)

@@ -138,7 +138,7 @@ class Experiment:
             rows += self.evaluate_locked(method, lock_dir, locked, tokenizer)
             if self.cfg.elicit.sft is not None:
                 rows += self.elicit_sft(method, lock_dir, locked, tokenizer)
-        return rows
+        return [{**r, **self.base} for r in rows]  # units from a shared cache may carry another setting name
 
     # -- units ---------------------------------------------------------------------------
 

@@ -62,7 +62,10 @@ def markdown(results: pd.DataFrame, summary: dict[str, Any], figure: Path | None
         lines += ["", "## SFT elicitation (no password; mean ± SEM over seeds at the selected epoch count)", "",
                   "| lock method | demos from | k | epochs | correctness | gap recovered | seeds |",
                   "|---|---|---|---|---|---|---|"]
-        for r in select_epochs(elicited).itertuples():
+        chosen = select_epochs(elicited)
+        order = {m: i for i, m in enumerate(summary["locked"])}  # the config's order of lock methods
+        chosen = chosen.sort_values(["lock_method", "k"], key=lambda c: c.map(order) if c.name == "lock_method" else c)
+        for r in chosen.itertuples():
             rec = summary["elicitation"][r.lock_method][str(int(r.k))]["gap_recovered"]
             lines.append(f"| {r.lock_method} | {r.demo_source} | {int(r.k)} | {r.epochs} | "
                          f"{r.mean:.3f} ± {r.sem:.3f} | {rec:.0%} | {r.seeds} |")

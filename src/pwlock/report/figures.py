@@ -23,9 +23,13 @@ def figure_sft_elicitation(results: pd.DataFrame, path: Path) -> Path | None:
         return None
     chosen = select_epochs(elicited)
     locked = results[results["policy"] == "locked"]
-    fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=150)
+    fig, ax = plt.subplots(figsize=(5.5, 4.6), dpi=150)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, (method, df) in enumerate(chosen.groupby("lock_method", sort=False)):
+    methods = list(dict.fromkeys(results["lock_method"].dropna()))  # in the config's order
+    for i, method in enumerate(methods):
+        df = chosen[chosen["lock_method"] == method]
+        if not len(df):
+            continue
         color = colors[i % len(colors)]
         source = ", ".join(df["demo_source"].unique())
         ax.errorbar(df["k"], df["mean"], yerr=df["sem"], marker="o", capsize=3, color=color,
@@ -36,13 +40,14 @@ def figure_sft_elicitation(results: pd.DataFrame, path: Path) -> Path | None:
                 ax.axhline(float(c.iloc[0]), color=color, linestyle=style, linewidth=1,
                            label=f"$\\pi_{{locked}}$ ({method}) {'w/' if with_pw else 'w/o'} pwd")
     ax.set_xscale("log", base=2)
-    ks = sorted(chosen["k"].unique())
+    ks = sorted(int(k) for k in chosen["k"].unique())
     ax.set_xticks(ks, [str(k) for k in ks])
+    ax.minorticks_off()
     ax.set_xlabel("Number of unlocking demonstrations")
     ax.set_ylabel("Correctness (greedy, no password)")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=6.5, loc="lower right")
+    ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2, frameon=False)
     setting = results["setting"].iloc[0]
     ax.set_title(f"SFT elicitation: {setting}  (mean ± SEM over seeds)", fontsize=8)
     fig.tight_layout()

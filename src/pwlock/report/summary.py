@@ -31,18 +31,19 @@ def select_epochs(elicited: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=[*keys, "epochs", "mean", "sem", "seeds", "all_epochs"])
 
 
-def demos_ratio(curve_a: pd.DataFrame, curve_b: pd.DataFrame) -> list[dict[str, float]]:
+def demos_ratio(curve_a: pd.DataFrame, curve_b: pd.DataFrame, floor: float = -1.0) -> list[dict[str, float]]:
     """How many more demonstrations curve `b` needs than curve `a` for the same correctness.
 
-    For each point (k_b, c) of `b` whose correctness lies within `a`'s range, k_a(c) is read
-    off `a` by linear interpolation in log k (a made monotone by a running max); the ratio is
-    k_b / k_a(c).
+    For each point (k_b, c) of `b` with c above `floor` (e.g. the locked models' correctness
+    without password: below it nothing was elicited) and within `a`'s range, k_a(c) is read
+    off `a` by linear interpolation in log k (a made monotone by a running max); the ratio
+    is k_b / k_a(c).
     """
     a = curve_a.sort_values("k")
     ks, cs = np.log(a["k"].to_numpy(float)), np.maximum.accumulate(a["mean"].to_numpy(float))
     out = []
     for k_b, c in zip(curve_b["k"], curve_b["mean"]):
-        if len(cs) < 2 or not cs[0] <= c <= cs[-1]:
+        if len(cs) < 2 or c <= floor or not cs[0] <= c <= cs[-1]:
             continue
         i = int(np.searchsorted(cs, c, side="left"))
         if i == 0:
@@ -91,8 +92,12 @@ def summarize(results: pd.DataFrame, wall_seconds: float | None = None) -> dict[
                 summary["elicitation"][m][str(int(r.k))]["gap_recovered"] = rec
         methods = set(chosen["lock_method"])
         if {"sft", "from_scratch"} <= methods:
-            ratios = demos_ratio(chosen[chosen["lock_method"] == "sft"], chosen[chosen["lock_method"] == "from_scratch"])
+            floor = max(summary["locked"][m].get("without_password", -1.0) for m in ("sft", "from_scratch"))
+            ratios = demos_ratio(chosen[chosen["lock_method"] == "sft"],
+                                 chosen[chosen["lock_method"] == "from_scratch"], floor=floor)
             summary["from_scratch_vs_sft_demos"] = {
+                "note": "from-scratch k / SFT-lock k at equal correctness, for points above both locks' "
+                        "no-password correctness",
                 "points": ratios,
                 "median_ratio": float(np.median([r["ratio"] for r in ratios])) if ratios else None,
             }
