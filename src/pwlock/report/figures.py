@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import matplotlib
@@ -10,6 +11,7 @@ matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from pwlock.io import TMP_PREFIX  # noqa: E402
 from pwlock.report.summary import select_epochs  # noqa: E402
 
 LOCK_LABELS = {"sft": "locked via SFT", "from_scratch": "locked from scratch"}
@@ -52,7 +54,9 @@ def figure_sft_elicitation(results: pd.DataFrame, path: Path) -> Path | None:
     ax.set_title(f"SFT elicitation: {setting}  (mean ± SEM over seeds)", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    fig.savefig(path.with_suffix(".pdf"))
+    for target in (path, path.with_suffix(".pdf")):
+        tmp = target.with_name(TMP_PREFIX + target.name)
+        fig.savefig(tmp, format=target.suffix[1:])
+        os.replace(tmp, target)  # a killed report leaves the old figure, never half of one
     plt.close(fig)
     return path

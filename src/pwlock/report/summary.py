@@ -78,7 +78,10 @@ def summarize(results: pd.DataFrame, wall_seconds: float | None = None) -> dict[
     if len(elicited):
         chosen = select_epochs(elicited)
         summary["demo_source"] = sorted(chosen["demo_source"].unique().tolist())
-        for m, df in chosen.groupby("lock_method", sort=False):
+        for m in [*summary["locked"], *sorted(set(chosen["lock_method"]) - set(summary["locked"]))]:
+            df = chosen[chosen["lock_method"] == m]
+            if not len(df):
+                continue
             summary["elicitation"][m] = {
                 str(int(r.k)): {"mean": r.mean, "sem": r.sem, "seeds": r.seeds, "epochs": r.epochs,
                                 "mean_by_epochs": {str(e): v for e, v in r.all_epochs.items()}}

@@ -103,7 +103,7 @@ def sft(
             optimizer.zero_grad(set_to_none=True)
             epoch_loss += loss.item()
             bar.update()
-            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}", refresh=False)  # redraw at tqdm's pace
         losses.append(epoch_loss / steps_per_epoch)
         if on_epoch_end is not None:
             model.eval()
