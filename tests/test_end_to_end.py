@@ -55,6 +55,10 @@ def test_summary_and_report(tiny_run):
     assert s["wall_seconds"] > 0
     assert (out / "figures" / "sft_elicitation.png").stat().st_size > 10_000
     assert "SFT elicitation" in (out / "report.md").read_text()
+    # generations are kept beside each unit's rows, one line per validation problem
+    [unit] = (out / "cache").glob("elicit_sft_sft_k2_s0-*")
+    assert len((unit / "completions_2_epochs.jsonl").read_text().splitlines()) == 40
+    assert len((unit / "demos.jsonl").read_text().splitlines()) == 2
 
 
 def test_rerun_resumes_without_recomputing(tiny_run, capsys):

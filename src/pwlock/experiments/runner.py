@@ -233,6 +233,9 @@ class Experiment:
                     evals = elicit_sft(copy.deepcopy(locked), tokenizer, self.task, demos, self.val, epochs=epochs,
                                        args=args, max_new_tokens=self.cfg.eval.max_new_tokens,
                                        eval_batch_size=self.cfg.eval.batch_size)
+                    for e, ev in evals.items():
+                        write_jsonl(folder / f"completions_{e}_epochs.jsonl",
+                                    [{"id": p.id, "completion": c} for p, c in zip(self.val, ev.completions)])
                     return [row(**self.base, policy="elicited", lock_method=method, elicitation="sft",
                                 demo_source=ecfg.source, k=k, epochs=e, seed=seed, with_password=False,
                                 correctness=ev.correctness, n=ev.n) for e, ev in sorted(evals.items())]
