@@ -20,7 +20,7 @@ import torch
 
 from pwlock import __version__
 from pwlock.elicit.sft import default_epochs, elicit_sft, pick_demos
-from pwlock.evaluate import evaluate, policy_correctness
+from pwlock.evaluate import Evaluation, evaluate, policy_correctness
 from pwlock.experiments.config import ConfigError, ExperimentConfig, TrainConfig
 from pwlock.experiments.store import Store
 from pwlock.io import RESULTS, RUN_MARKER, write_atomic, write_jsonl
@@ -199,8 +199,7 @@ class Experiment:
                               max_new_tokens=self.cfg.eval.max_new_tokens, batch_size=self.cfg.eval.batch_size)
                 rows.append(row(**self.base, policy="locked", lock_method=method, with_password=password is not None,
                                 correctness=ev.correctness, n=ev.n))
-                write_jsonl(folder / f"completions_{'with' if password else 'without'}_password.jsonl",
-                            [{"id": p.id, "completion": c} for p, c in zip(self.val, ev.completions)])
+                self.save_completions(folder / f"completions_{'with' if password else 'without'}_password.jsonl", ev)
             return rows
 
         _, rows = self.store.run(f"eval_lock_{method}", {"locked": lock_dir.name, "eval": self.cfg.eval.model_dump()},
@@ -234,8 +233,7 @@ class Experiment:
                                        args=args, max_new_tokens=self.cfg.eval.max_new_tokens,
                                        eval_batch_size=self.cfg.eval.batch_size)
                     for e, ev in evals.items():
-                        write_jsonl(folder / f"completions_{e}_epochs.jsonl",
-                                    [{"id": p.id, "completion": c} for p, c in zip(self.val, ev.completions)])
+                        self.save_completions(folder / f"completions_{e}_epochs.jsonl", ev)
                     return [row(**self.base, policy="elicited", lock_method=method, elicitation="sft",
                                 demo_source=ecfg.source, k=k, epochs=e, seed=seed, with_password=False,
                                 correctness=ev.correctness, n=ev.n) for e, ev in sorted(evals.items())]
@@ -245,6 +243,10 @@ class Experiment:
                     + ", ".join(f"{r['epochs']} epochs {r['correctness']:.3f}" for r in unit_rows))
                 rows += unit_rows
         return rows
+
+    def save_completions(self, path: Path, ev: Evaluation) -> None:
+        """One line per validation problem: its id and the model's completion."""
+        write_jsonl(path, [{"id": p.id, "completion": c} for p, c in zip(self.val, ev.completions)])
 
     def save(self, model: Any, folder: Path) -> None:
         model.save_pretrained(folder / "model")

@@ -10,7 +10,7 @@ import pandas as pd
 
 from pwlock.io import RESULTS, RUN_MARKER, SUMMARY, write_atomic
 from pwlock.report.figures import figure_sft_elicitation
-from pwlock.report.summary import select_epochs, summarize
+from pwlock.report.summary import lock_methods, select_epochs, summarize
 
 
 class NotARunError(ValueError):
@@ -63,9 +63,7 @@ def markdown(results: pd.DataFrame, summary: dict[str, Any], figure: Path | None
                   "| lock method | demos from | k | epochs | correctness | gap recovered | seeds |",
                   "|---|---|---|---|---|---|---|"]
         chosen = select_epochs(elicited)
-        order = {m: i for i, m in enumerate(summary["locked"])}  # the config's order of lock methods
-        chosen = chosen.sort_values(["lock_method", "k"], key=lambda c: c.map(order) if c.name == "lock_method" else c)
-        for r in chosen.itertuples():
+        for r in pd.concat([chosen[chosen["lock_method"] == m] for m in lock_methods(results)]).itertuples():
             rec = summary["elicitation"][r.lock_method][str(int(r.k))]["gap_recovered"]
             lines.append(f"| {r.lock_method} | {r.demo_source} | {int(r.k)} | {r.epochs} | "
                          f"{r.mean:.3f} ± {r.sem:.3f} | {rec:.0%} | {r.seeds} |")

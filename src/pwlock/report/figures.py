@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from pwlock.io import TMP_PREFIX  # noqa: E402
-from pwlock.report.summary import select_epochs  # noqa: E402
+from pwlock.report.summary import lock_methods, select_epochs  # noqa: E402
 
 LOCK_LABELS = {"sft": "locked via SFT", "from_scratch": "locked from scratch"}
 
@@ -27,8 +27,7 @@ def figure_sft_elicitation(results: pd.DataFrame, path: Path) -> Path | None:
     locked = results[results["policy"] == "locked"]
     fig, ax = plt.subplots(figsize=(5.5, 4.6), dpi=150)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    methods = list(dict.fromkeys(results["lock_method"].dropna()))  # in the config's order
-    for i, method in enumerate(methods):
+    for i, method in enumerate(lock_methods(results)):
         df = chosen[chosen["lock_method"] == method]
         if not len(df):
             continue

@@ -15,6 +15,11 @@ def sem(values: pd.Series) -> float:
     return float(values.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0
 
 
+def lock_methods(results: pd.DataFrame) -> list[str]:
+    """Lock methods in the order the run produced them (the config's order)."""
+    return list(dict.fromkeys(results["lock_method"].dropna()))
+
+
 def select_epochs(elicited: pd.DataFrame) -> pd.DataFrame:
     """Appendix G.3: per (lock method, source, k), keep the epoch count with the best mean
     correctness over seeds. One row per group: k, epochs, mean, sem, seeds."""
@@ -78,7 +83,7 @@ def summarize(results: pd.DataFrame, wall_seconds: float | None = None) -> dict[
     if len(elicited):
         chosen = select_epochs(elicited)
         summary["demo_source"] = sorted(chosen["demo_source"].unique().tolist())
-        for m in [*summary["locked"], *sorted(set(chosen["lock_method"]) - set(summary["locked"]))]:
+        for m in lock_methods(results):
             df = chosen[chosen["lock_method"] == m]
             if not len(df):
                 continue
