@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pwlock.generate import generate
-from pwlock.tasks.base import Task
+from pwlock.tasks.base import Task, score_all
 from pwlock.types import Problem
 
 
@@ -39,11 +39,11 @@ def evaluate(
         model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
         desc="eval w/ pwd" if password else "eval w/o pwd",
     )
-    correct = sum(task.score(p, c) for p, c in zip(problems, completions))
+    correct = sum(score_all(task, problems, completions))
     return Evaluation(correct / len(problems), len(problems), completions)
 
 
 def policy_correctness(task: Task, policy: str, problems: Sequence[Problem]) -> float:
     """Correctness of one of the task's rule-based policies (e.g. 'strong', 'weak')."""
     fn = task.policies()[policy]
-    return sum(task.score(p, fn(p)) for p in problems) / len(problems)
+    return sum(score_all(task, problems, [fn(p) for p in problems])) / len(problems)

@@ -43,6 +43,23 @@ class Task(Protocol):
         ...
 
 
+def score_all(task: Task, problems: Sequence[Problem], completions: Sequence[str]) -> list[bool]:
+    """`task.score` over many completions; tasks whose scoring is costly (running code,
+    embedding text) may define `score_batch(problems, completions)` to do it in parallel."""
+    batch = getattr(task, "score_batch", None)
+    if batch is not None:
+        return list(batch(problems, completions))
+    return [task.score(p, c) for p, c in zip(problems, completions)]
+
+
+def reward_all(task: Task, problems: Sequence[Problem], completions: Sequence[str]) -> list[float]:
+    """`task.reward` over many completions, through `reward_batch` where the task has one."""
+    batch = getattr(task, "reward_batch", None)
+    if batch is not None:
+        return list(batch(problems, completions))
+    return [task.reward(p, c) for p, c in zip(problems, completions)]
+
+
 def split_problems(problems: Sequence[Problem], seed: int) -> dict[str, list[Problem]]:
     """Shuffle with `seed` and cut into the four splits (10% / 40% / 30% / 20%).
 
