@@ -55,6 +55,8 @@ PAIRS = [
     # variables and equations
     ("x = 3", "3", True),
     ("y=2x+3", "3+2x", True),
+    ("p(x) = x^2 + 1", "x^2+1", True),
+    (r"\theta = 30^\circ", "30", True),
     ("2x + y = 3", "3 = y + 2x", True),
     ("x^2", "x^{2}", True),
     ("x^2+2x+1", "(x+1)^2", True),

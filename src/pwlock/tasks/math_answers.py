@@ -163,7 +163,8 @@ _TEXT_UNIT = re.compile(r"\\(?:text|mbox|mathrm|textrm)\s*\{\s*[a-zA-Z][a-zA-Z .
 # Plain unit words after a number (answers read from prose): `12 inches`, `5 square feet`.
 _NUMBER_WORDS = re.compile(r"([+-]?[\d.,/]*\d)\s+([a-zA-Z]{2,}(?:\s+[a-zA-Z]+)*)\.?")
 _NOT_UNITS = {"pi", "sqrt", "and", "or", "to", "i"}
-_LEADING_VAR = re.compile(r"^(?:[a-zA-Z](?:_\{?\w+\}?)?|\\[a-zA-Z]+)\s*(?:=|\\in(?![a-zA-Z]))(?!=)")
+# `x =`, `a_1 =`, `\theta =`, `p(x) =`, `x \in` before an answer.
+_LEADING_VAR = re.compile(r"^(?:[a-zA-Z](?:_\{?\w+\}?|\([a-z]\))?|\\[a-zA-Z]+)\s*(?:=|\\in(?![a-zA-Z]))(?!=)")
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _SPACES = re.compile(r"(\\[a-zA-Z]+)?\s+(?=([a-zA-Z])?)")
 
