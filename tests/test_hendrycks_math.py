@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from pwlock.io import read_rows
 from pwlock.tasks.base import Task, split_problems
-from pwlock.tasks.hendrycks_math import DEFAULT_PASSWORD, HUB_ID, SUBJECTS, HendrycksMath, read_rows
+from pwlock.tasks.hendrycks_math import DEFAULT_PASSWORD, HUB_ID, SUBJECTS, HendrycksMath
 
 FIXTURE = Path(__file__).parents[1] / "src" / "pwlock" / "tasks" / "fixtures" / "hendrycks_math.jsonl"
 INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -168,7 +169,7 @@ def test_local_formats(tmp_path):
         got = HendrycksMath(source=str(source)).problems()
         assert [(p.id, p.question, p.meta["answer"]) for p in got] == want
     with pytest.raises(ValueError, match="unsupported"):
-        read_rows(FIXTURE.with_suffix(".csv"))
+        read_rows(FIXTURE.with_suffix(".txt"))
 
 
 def test_rows_without_boxed_answer_or_level_are_dropped(tmp_path):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -37,3 +39,29 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """Rows of a local dataset file (.jsonl, .json holding one row or a list, .parquet, .csv), or
+    of every such file under a folder, in natural path order (9.json before 10.json): the local
+    twin of a hub dataset for every task loader."""
+    if path.is_dir():
+        files = [p for p in path.rglob("*") if p.suffix in DATA_SUFFIXES]
+        files.sort(key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(p))])
+        return [row for f in files for row in read_rows(f)]
+    if path.suffix == ".jsonl":
+        return read_jsonl(path)
+    if path.suffix == ".json":
+        data = json.loads(path.read_text())
+        return data if isinstance(data, list) else [data]
+    if path.suffix == ".parquet":
+        import pandas as pd
+
+        return pd.read_parquet(path).to_dict("records")
+    if path.suffix == ".csv":
+        with open(path, newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+    raise ValueError(f"unsupported file type {path} (want {', '.join(DATA_SUFFIXES)} or a folder)")

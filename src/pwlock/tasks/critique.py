@@ -33,13 +33,13 @@ The prompt numbers the code's lines ("  4 | ..."), so a critique can name the li
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import random
 from collections.abc import Callable, Sequence
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
+from pwlock.io import read_rows
 from pwlock.tasks.critique_generator import MUTATION_KINDS, generate_critiques
 from pwlock.types import Problem
 
@@ -85,22 +85,6 @@ class Embedder:
             float(vectors[row[x]] @ vectors[row[y]]) if x.strip() and y.strip() else 0.0
             for x, y in zip(a, b)
         ]
-
-
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """Rows of a local .jsonl / .json (a list) / .parquet file, or of every such file in a folder."""
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix in (".jsonl", ".json", ".parquet"))
-        return [row for f in files for row in read_records(f)]
-    if path.suffix == ".jsonl":
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    if path.suffix == ".json":
-        return list(json.loads(path.read_text()))
-    if path.suffix == ".parquet":
-        import pandas as pd
-
-        return pd.read_parquet(path).to_dict("records")
-    raise ValueError(f"unsupported file type {path.suffix!r} (use .jsonl, .json or .parquet): {path}")
 
 
 def number_lines(code: str) -> str:
@@ -184,7 +168,7 @@ class CodeCritique:
         assert self.source is not None
         path = Path(self.source)
         if path.exists():
-            rows = read_records(path)
+            rows = read_rows(path)
         else:
             import datasets
 

@@ -33,7 +33,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pwlock.tasks.hendrycks_math import read_rows
+from pwlock.io import read_rows
 from pwlock.types import Problem
 
 HUB_ID = "openai/gsm8k"

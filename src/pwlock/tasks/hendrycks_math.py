@@ -32,14 +32,13 @@ level, type, solution) replaces the hub. Problems whose solution has no `\\boxed
 
 from __future__ import annotations
 
-import json
 import random
-import re
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from pwlock.io import read_rows
 from pwlock.tasks.math_answers import extract_answer, is_equiv, last_boxed
 from pwlock.types import Problem
 
@@ -75,25 +74,6 @@ DOMAINS = {
 }
 SUBSET_SEED = 0
 """`max_problems` keeps the first N problems of this fixed shuffle (in source order)."""
-
-
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    """Rows of a local .jsonl / .json / .parquet file, or of every such file under a directory
-    (in natural path order: 9.json before 10.json). A .json file holds one row or a list of rows."""
-    if path.is_dir():
-        files = [p for p in path.rglob("*") if p.suffix in (".jsonl", ".json", ".parquet")]
-        files.sort(key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(p))])
-        return [row for f in files for row in read_rows(f)]
-    if path.suffix == ".jsonl":
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    if path.suffix == ".json":
-        data = json.loads(path.read_text())
-        return data if isinstance(data, list) else [data]
-    if path.suffix == ".parquet":
-        import pandas as pd
-
-        return pd.read_parquet(path).to_dict("records")
-    raise ValueError(f"unsupported file type {path} (want .jsonl, .json, .parquet or a directory)")
 
 
 def _level(text: str) -> int | None:

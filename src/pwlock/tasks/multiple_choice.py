@@ -40,10 +40,8 @@ and the record id, because the CSV always lists the correct answer first.
 
 from __future__ import annotations
 
-import csv
 import importlib.metadata
 import importlib.util
-import json
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -51,6 +49,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from pwlock.io import read_rows
 from pwlock.types import Problem
 
 LETTERS = ("A", "B", "C", "D")
@@ -121,25 +120,6 @@ def pick_demonstration(subject: str, question: str) -> Demonstration:
                 if d.subject != subject and d.question.strip() != question.strip())
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """Rows of a local .jsonl / .json (a list) / .parquet / .csv file, or of every such file in a folder."""
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix in (".jsonl", ".json", ".parquet", ".csv"))
-        return [row for f in files for row in read_records(f)]
-    if path.suffix == ".jsonl":
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    if path.suffix == ".json":
-        return list(json.loads(path.read_text()))
-    if path.suffix == ".parquet":
-        import pandas as pd
-
-        return pd.read_parquet(path).to_dict("records")
-    if path.suffix == ".csv":
-        with open(path, newline="", encoding="utf-8") as f:
-            return list(csv.DictReader(f))
-    raise ValueError(f"unsupported file type {path.suffix!r} (.jsonl, .json, .parquet, .csv): {path}")
-
-
 class MultipleChoiceTask:
     """Shared prompt, scoring and loading logic; subclasses turn rows into problems."""
 
@@ -162,7 +142,7 @@ class MultipleChoiceTask:
     def _rows(self, hub_id: str) -> list[dict[str, Any]]:
         """Rows of a local path, else of a hub dataset (`source` or the default `hub_id`)."""
         if self.source is not None and Path(self.source).exists():
-            return read_records(Path(self.source))
+            return read_rows(Path(self.source))
         import datasets
 
         return list(datasets.load_dataset(self.source or hub_id, self.config, split=self.split))
@@ -288,7 +268,7 @@ class GPQA(MultipleChoiceTask):
         return f"hub {self.source} config {self.config} split {self.split}"
 
     def _load(self) -> list[Problem]:
-        rows = read_records(gpqa_csv_path()) if self.source is None else self._rows(self.HUB_ID)
+        rows = read_rows(gpqa_csv_path()) if self.source is None else self._rows(self.HUB_ID)
         problems = []
         for row in rows:
             rid = str(row["Record ID"])
