@@ -127,6 +127,13 @@ def _call(ctypes, ret: int, what: str) -> None:
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
+def _prctl_if_linux(option: int, value: int) -> None:
+    """prctl(2) where it exists; "process" mode degrades to what POSIX offers elsewhere."""
+    prctl = getattr(_libc()[1], "prctl", None)
+    if prctl is not None:
+        prctl(option, value, 0, 0, 0)
+
+
 def _boot(job_path: str) -> None:
     """The supervisor: set up isolation, fork the program, enforce the deadline, report."""
     import resource  # noqa: F401 - imported while the interpreter's files are still reachable
@@ -142,9 +149,8 @@ def _boot(job_path: str) -> None:
         if job["isolation"] == "namespaces":
             binds = _enter_namespaces(job)
         else:
-            ctypes, libc = _libc()
-            libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # orphans come back to us
-            libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)  # our /proc entries (report fd) unreachable
+            _prctl_if_linux(_PR_SET_CHILD_SUBREAPER, 1)  # orphans come back to us
+            _prctl_if_linux(_PR_SET_DUMPABLE, 0)  # our /proc entries (report fd) unreachable
         sys.stdout.flush()
         child = os.fork()
     except BaseException as exc:  # any set-up failure is reported, not raised
@@ -345,8 +351,7 @@ def _prepare_program(job: dict, binds: list, ready_w: int) -> None:
 
     os.setsid()  # own session (and process group): the sweep and killpg find everything
     namespaces = job["isolation"] == "namespaces"
-    ctypes, libc = _libc()
-    libc.prctl(_PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)
+    _prctl_if_linux(_PR_SET_PDEATHSIG, _SIGKILL)
     if namespaces:
         _new_root(job, binds)
         for _, _, fd in binds:
@@ -366,7 +371,8 @@ def _prepare_program(job: dict, binds: list, ready_w: int) -> None:
         # Counted per real user here: allow what the user runs now plus the program's share.
         nproc = job["max_processes"] + _count_processes_of(os.getuid())
     keep = sorted({0, 1, 2, ready_w, *job["keep_fds"]})
-    for low, high in zip(keep, keep[1:] + [65536]):
+    top = min(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 1 << 20)
+    for low, high in zip(keep, keep[1:] + [max(top, keep[-1] + 1)]):
         os.closerange(low + 1, high)
     cpu = int(job["timeout"]) + 1
     for limit, value in (
@@ -393,7 +399,7 @@ def _prepare_program(job: dict, binds: list, ready_w: int) -> None:
 
 def _count_processes_of(uid: int) -> int:
     count = 0
-    for name in os.listdir("/proc"):
+    for name in os.listdir("/proc") if os.path.isdir("/proc") else []:
         try:
             count += name.isdigit() and os.stat(f"/proc/{name}").st_uid == uid
         except OSError:
@@ -487,6 +493,11 @@ def _run_program(job: dict) -> None:
     """Execute the user code as __main__ (or as a module serving calls); exit the process."""
     import builtins
 
+    if not hasattr(builtins, "exit"):  # `python -S` skips `site`, which defines exit() and quit()
+        def exit(code=None):
+            raise SystemExit(code)
+
+        builtins.exit = builtins.quit = exit
     module = type(sys)(job["module_name"])
     module.__dict__["__builtins__"] = builtins
     sys.modules["__main__"] = module
@@ -641,6 +652,10 @@ def _encode(value, refs: dict | None = None, depth: int = 0):
                 return _encode(base(value.items()) if base is dict else base(value), None, depth)
         if isinstance(value, range):
             return {"r": [value.start, value.stop, value.step]}
+        if hasattr(type(value), "__index__"):  # numpy integers and the like
+            return int(value)
+        if hasattr(type(value), "__float__"):
+            return _encode(float(value), None, depth)
         if hasattr(value, "__next__"):  # generators, map, filter, zip: materialise (capped)
             items = []
             for item in value:
@@ -749,14 +764,14 @@ def _judge(spec: dict) -> None:
             raise cls(f"{kind}: {message}" if cls is RuntimeError else message)
 
     namespace = {"__name__": "__judge__", "__builtins__": builtins}
-    for local, remote in spec["remote"].items():
-        namespace[local] = _Remote(remote)
     passed: list = []
     errors: list = []
     try:
         exec(compile(spec["setup"], "judge_setup.py", "exec"), namespace)
     except BaseException as exc:
         errors.append(f"setup: {type(exc).__name__}: {exc}"[:300])
+    for local, remote in spec["remote"].items():  # after setup: they win over its stubs
+        namespace[local] = _Remote(remote)
     _write_frame(fd_out, b"{}")  # hello: the program's clock starts now
     for source, is_test in spec["statements"]:
         try:
@@ -894,8 +909,8 @@ def run_function_tests(
     """Run function-call tests against `program` (see the module docstring).
 
     The judge executes trusted `setup` code, then each of `statements` (source, is_test) in
-    order in one namespace where every name in `remote` (local name -> program name) is a
-    proxy that calls the program's function of that name (or `Solution().name`). A test
+    order in one namespace where every name in `remote` (local name -> program name; these
+    replace what `setup` defined under the same names) is a proxy that calls the program's function of that name (or `Solution().name`). A test
     passes when its statement runs without raising. `program_setup` runs in the program
     after its own code (e.g. MBPP's test_setup_code); the judge can pass the names it
     defines as arguments when they are listed in `remote`. `timeout` bounds the program's
