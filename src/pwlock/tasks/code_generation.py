@@ -57,8 +57,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from pwlock.io import read_rows
 from pwlock.sandbox import run_function_tests, run_python
-from pwlock.tasks.hendrycks_math import read_rows
 from pwlock.types import Problem
 
 DEFAULT_TIMEOUT = 0.5
