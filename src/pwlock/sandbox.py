@@ -800,6 +800,7 @@ import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
+import warnings  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
 STATUSES = ("ok", "failed", "timeout", "output_limit", "error")
@@ -862,6 +863,9 @@ def available_isolation() -> str:
                 probe = _run(_job("print(6 * 7)", isolation="namespaces", timeout=5.0, guard=True), "", 1 << 16)
                 if probe.status == "ok" and probe.stdout.strip() == "42":
                     level = "namespaces"
+                else:
+                    warnings.warn(f"pwlock.sandbox: namespace isolation unavailable ({probe.error or probe.stderr[-200:]}); "
+                                  "falling back to process isolation", RuntimeWarning, stacklevel=2)
             _probed.append(level)
         return _probed[0]
 
@@ -1092,6 +1096,9 @@ class _Sandbox:
                 killed = True
                 proc.wait()
         finally:
+            if proc.poll() is None:  # only after an unexpected error above
+                _kill_group(proc)
+                proc.wait()
             selector.close()
             proc.stdout.close()
             proc.stderr.close()

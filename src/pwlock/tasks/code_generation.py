@@ -89,15 +89,16 @@ def _parses(code: str) -> bool:
     """Compiles, not just parses: `return` outside a function must fail (an unindented body)."""
     try:
         compile(code, "solution.py", "exec", dont_inherit=True)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return False
     return True
 
 
-def _longest_parseable(code: str, keep: int = 0) -> str:
-    """The longest prefix of whole lines (at least `keep` lines) that parses, else `code`."""
+def _longest_parseable(code: str, keep: int = 0, max_cut: int = 64) -> str:
+    """The longest prefix of whole lines (at least `keep` lines, at most `max_cut` lines cut:
+    trailing prose is short, and each try compiles) that parses, else `code`."""
     lines = code.splitlines(keepends=True)
-    for end in range(len(lines), keep - 1, -1):
+    for end in range(len(lines), max(keep, len(lines) - max_cut) - 1, -1):
         prefix = "".join(lines[:end])
         if _parses(prefix):
             return prefix
@@ -343,7 +344,7 @@ class _CodeTask:
         jobs: list[tuple[int, int | None, Callable[[], Any]]] = []
         for i, (problem, completion) in enumerate(zip(problems, completions)):
             program = self.program(problem, completion)
-            if not program.strip():
+            if not program.strip() or not _parses(program):  # fails every test: skip the sandbox
                 continue
             if problem.meta["kind"] == "function":
                 jobs.append((i, None, lambda p=problem, c=program: self._run_function(p, c)))
