@@ -45,12 +45,18 @@ Both levels:
     dir and opening other processes' /proc entries. An audit hook is not a security
     boundary (native code can skip it, hence no ctypes); the seccomp filter is.
 
+The program runs as `__main__` under `python -I -S`: the standard library only (no
+site-packages), `exit()`/`quit()` provided, stdin from `stdin`.
+
 What is not guaranteed: CPU and memory isolation between concurrent runs beyond the
-rlimits (no cgroups), protection against kernel exploits, and in "process" mode as a
-non-root user, file writes the audit hook does not see (e.g. `os.mkfifo`, C extensions
-that open files themselves), and reads of anything that user can read. Tested here: the
-hostile suite in tests/test_sandbox.py, with the guard on, with it off (namespaces alone),
-and in "process" mode.
+rlimits (no cgroups); protection against kernel exploits; secrecy of world-readable files
+under /usr and the interpreter's installation; and in "process" mode as a non-root user,
+file writes the audit hook does not see (e.g. `os.mkfifo`, C extensions that open files
+themselves) and reads of anything that user can read (with `guard=False` that mode
+protects nothing beyond the rlimits and the sweep). In "process" mode as root, modules
+outside `_PRELOAD` may be unimportable if `nobody` cannot read the interpreter's files.
+Tested here: the hostile suite in tests/test_sandbox.py, with the guard on, with it off
+(namespaces alone), and in "process" mode.
 
 Function-call tests (`run_function_tests`) never run the tests in the same process as the
 program: a separate sandboxed *judge* runs the test code and calls the program's functions

@@ -7,7 +7,10 @@ seconds (0.5 s by default, as in Appendix E.1) and it writes nothing outside its
 dir (the sandbox makes that impossible: see `pwlock.sandbox`). The continuous reward is the
 fraction of tests passed (the paper asked gpt-3.5 for a 1-5 rating instead; we do not call an
 API). Tests run in `pwlock.sandbox`, many programs at once with `score_batch`/`reward_batch`
-through a pool of `workers` threads (default: one per CPU), each driving sandboxed processes.
+through a pool of `workers` threads (default: one per CPU), each driving sandboxed processes;
+function-call tests run in a separate judge process (`run_function_tests`), so a program can
+neither patch the tests nor fake a pass. A program that does not compile fails every test
+without being run.
 
 Tests, per dataset:
 - HumanEval: `check(candidate)` is split into its top-level statements, run in order in one
@@ -35,7 +38,10 @@ canonical solution; APPS: the first listed solution, which APPS does not guarant
 Completions: code is taken from the ```python block (the one defining the entry point if
 several; an unterminated block up to the end), else the raw text from its first line of code,
 cut to the longest prefix that parses. For HumanEval, a completion that does not define the
-entry point is taken as the function body continuing the prompt.
+entry point is taken as the function body continuing the prompt (indented if it was not); a
+full function goes after the prompt, which brings the imports and helpers it may rely on.
+Call-based APPS programs get a header of common imports (`List`, `Counter`, ...), as APPS's
+own harness adds one.
 
 Domains: HumanEval "humaneval"; MBPP "mbpp"; APPS its difficulty ("introductory",
 "interview", "competition"; the paper drops competition problems, so does the default).
