@@ -4,7 +4,9 @@
 
 Scores all 164 canonical solutions (each a program + judge pair of sandboxed processes, see
 `pwlock.sandbox.run_function_tests`) with one worker and with N workers (default: the CPU
-count), in the same run, and reports solutions per second and the ratio. Then checks that
+count), in the same run, and reports solutions per second and the ratio (with the CPU the
+sandbox processes used: one worker already keeps more than one core busy, since a judge and
+a program start side by side, which bounds the ratio on few cores). Then checks that
 every solution passes with HumanEval's 3 s limit and that every one fails when its body is
 replaced by `pass`. Prints the numbers and writes them to bench/results/humaneval_pool.json.
 """
@@ -15,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import time
 from pathlib import Path
 
@@ -22,10 +25,14 @@ from pwlock.sandbox import available_isolation
 from pwlock.tasks.code_generation import HumanEval
 
 
-def timed_scores(task: HumanEval, problems, completions) -> tuple[list[bool], float]:
+def timed_scores(task: HumanEval, problems, completions) -> tuple[list[bool], float, float]:
+    """Scores, wall seconds, and CPU seconds of the sandbox processes (children)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     scores = task.score_batch(problems, completions)
-    return scores, time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return scores, wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def main() -> None:
@@ -41,9 +48,10 @@ def main() -> None:
     body_pass = ["    pass\n" for _ in problems]  # the body continuing each prompt is just `pass`
 
     timed_scores(pool, problems[:4], canonical[:4])  # warm up (isolation probe, page cache)
-    pooled, pooled_s = timed_scores(pool, problems, canonical)
-    serial, serial_s = timed_scores(single, problems, canonical)
-    stubbed, stubbed_s = timed_scores(pool, problems, body_pass)
+    pooled, pooled_s, pooled_cpu = timed_scores(pool, problems, canonical)
+    serial, serial_s, serial_cpu = timed_scores(single, problems, canonical)
+    stubbed, stubbed_s, _ = timed_scores(pool, problems, body_pass)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
     n = len(problems)
     result = {
@@ -62,6 +70,12 @@ def main() -> None:
         "solutions_per_second_1_worker": round(n / serial_s, 2),
         "solutions_per_second_pool": round(n / pooled_s, 2),
         "pool_speedup": round(serial_s / pooled_s, 2),
+        # A single worker already overlaps the judge's and the program's start-up, so it keeps
+        # more than one core busy; the pool's ceiling is cores / this.
+        "cores_busy_1_worker": round(serial_cpu / serial_s, 2),
+        "cores_busy_pool": round(pooled_cpu / pooled_s, 2),
+        "sandbox_cpu_ms_per_solution": round(1000 * serial_cpu / n, 1),
+        "load_average_1min_after": load,
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
     }
     print(f"HumanEval canonical solutions, {args.timeout:g} s limit, isolation={result['isolation']}")
@@ -70,6 +84,8 @@ def main() -> None:
     print(f"  1 worker:  {serial_s:6.1f} s  ({n / serial_s:.2f} solutions/s)")
     print(f"  {args.workers} workers: {pooled_s:6.1f} s  ({n / pooled_s:.2f} solutions/s)  "
           f"speedup x{serial_s / pooled_s:.2f}")
+    print(f"  cores busy: {serial_cpu / serial_s:.2f} with 1 worker, {pooled_cpu / pooled_s:.2f} with "
+          f"{args.workers}; {1000 * serial_cpu / n:.0f} ms of sandbox CPU per solution; load average {load}")
     out = Path(__file__).parent / "results" / "humaneval_pool.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
