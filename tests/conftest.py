@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
+# Tests never use the network: hub loaders fail fast instead of retrying (set before
+# huggingface_hub is imported, which reads these once).
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+
 import pytest
 import torch
 

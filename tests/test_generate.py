@@ -1,7 +1,7 @@
 """Batched generation with left padding must match one-at-a-time generation."""
 
 
-from pwlock.evaluate import evaluate, policy_correctness
+from pwlock.evaluate import evaluate
 from pwlock.generate import generate
 
 
@@ -27,4 +27,22 @@ def test_evaluate_counts_correct_completions(task, tokenizer, tiny_model, monkey
     ev = evaluate(tiny_model, tokenizer, task, problems, password=None, max_new_tokens=4)
     expected = sum(task.score(p, a) for p, a in zip(problems, answers)) / 6
     assert ev.correctness == expected and ev.n == 6 and ev.completions == answers
-    assert policy_correctness(task, "strong", problems) == 1.0
+
+
+def test_multiple_choice_tasks_are_evaluated_by_letter_logits_not_generation(monkeypatch):
+    from pwlock.models import build_model, build_tokenizer
+    from pwlock.tasks.multiple_choice import MMLU
+    from tests.test_multiple_choice import FIXTURE
+
+    task = MMLU(source=str(FIXTURE))
+    problems = task.problems()
+    tokenizer = build_tokenizer(["A", "B", "C", "D", "Answer", ":"])
+    model = build_model(tokenizer, hidden_size=16, layers=1, heads=2, seed=0)
+
+    def no_generation(*args, **kwargs):
+        raise AssertionError("multiple-choice evaluation must not generate")
+
+    monkeypatch.setattr("pwlock.evaluate.generate", no_generation)
+    ev = evaluate(model, tokenizer, task, problems, password=None, max_new_tokens=4)
+    assert set(ev.completions) <= {"A", "B", "C", "D"} and ev.n == len(problems)
+    assert ev.correctness == sum(c == p.answer for p, c in zip(problems, ev.completions)) / len(problems)

@@ -16,6 +16,7 @@ password (Greenblatt et al., NeurIPS 2024).
   pwlock demo                 the built-in CPU reproduction of the paper's section 7
   pwlock run CONFIG.yaml      any experiment config (see configs/)
   pwlock report RUN_DIR       re-draw figures, tables and summary.json from stored results
+  pwlock tasks [--count]      the tasks, their domains and where their data comes from
 """
 
 
@@ -48,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     report = sub.add_parser("report", help="re-draw figures, tables and summary.json of a run dir")
     report.add_argument("run_dir", type=Path)
 
+    tasks = sub.add_parser("tasks", help="list the tasks, their domains and data sources",
+                           description="List every task with its default options: domains and where its data "
+                                       "comes from. --count also loads each one (offline: hub datasets count only "
+                                       "if already in the local Hugging Face cache) and gives its size.")
+    tasks.add_argument("--count", action="store_true", help="load each task's problems and count them")
+
     args = parser.parse_args(argv)
     try:
         return dispatch(args)
@@ -61,6 +68,8 @@ def dispatch(args: argparse.Namespace) -> int:
     from pwlock.report import NotARunError, write_report
 
     try:
+        if args.command == "tasks":
+            return list_tasks(count=args.count)
         if args.command == "report":
             summary = write_report(args.run_dir)
             print_outputs(args.run_dir, summary)
@@ -85,17 +94,41 @@ def dispatch(args: argparse.Namespace) -> int:
         return 2
 
 
+def list_tasks(count: bool) -> int:
+    """One block per registered task; loading (with --count) never reaches the network."""
+    if count:  # hub datasets then load from the local cache or fail fast
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    from pwlock.tasks import TASKS
+
+    for name, cls in TASKS.items():
+        task = cls()
+        about = " ".join((cls.__doc__ or "").split("\n\n")[0].split()).split(". ")[0]  # first sentence
+        print(f"{name}  (version {task.version})  {about}")
+        print(f"  data:    {task.data_source}")
+        print(f"  domains: {', '.join(task.domains)}")
+        if count:
+            try:
+                print(f"  size:    {len(task.problems())} problems")
+            except Exception as e:  # noqa: BLE001 - report any loader failure and go on
+                print(f"  size:    not available offline ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
+    return 0
+
+
 def print_outputs(run_dir: Path, summary: dict) -> None:
-    print(f"strong {summary['strong_correctness']:.3f}, weak {summary['weak_correctness']:.3f}")
+    print(", ".join(f"{name} {c:.3f}" for name, c in summary["policies"].items()))
     for m, v in summary["locked"].items():
         print(f"locked ({m}): with password {v['with_password']:.3f}, without {v['without_password']:.3f}")
     for m, by_k in summary["elicitation"].items():
         print(f"SFT elicitation ({m}): " + ", ".join(f"k={k} {v['mean']:.3f}±{v['sem']:.3f}" for k, v in by_k.items()))
+    for lock, methods in summary.get("rl", {}).items():
+        print(f"RL elicitation ({lock}): " + ", ".join(
+            f"{m} {v['mean']:.3f}±{v['sem']:.3f}" for m, v in methods.items()) + " (final, no password)")
     print(f"results:  {run_dir / 'results.jsonl'}")
     print(f"summary:  {run_dir / 'summary.json'}")
     print(f"report:   {run_dir / 'report.md'}")
-    if (run_dir / "figures" / "sft_elicitation.png").is_file():
-        print(f"figure:   {run_dir / 'figures' / 'sft_elicitation.png'}")
+    for figure in sorted((run_dir / "figures").glob("*.png")):
+        print(f"figure:   {figure}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,9 @@
-"""Greedy correctness of a model on a list of problems, with or without a password."""
+"""Greedy correctness of a model on a list of problems, with or without a password.
+
+Generation tasks are scored on greedy completions; multiple-choice tasks (those with a
+`choices` attribute, e.g. MMLU) on the letter with the highest next-token logit, as the
+paper evaluates MMLU (no generation).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from dataclasses import dataclass
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from pwlock.classify import classify
 from pwlock.generate import generate
 from pwlock.tasks.base import Task, score_all
 from pwlock.types import Problem
@@ -35,15 +41,13 @@ def evaluate(
     batch_size: int = 256,
 ) -> Evaluation:
     prompts = [task.prompt(p, password) for p in problems]
-    completions = generate(
-        model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
-        desc="eval w/ pwd" if password else "eval w/o pwd",
-    )
+    choices = getattr(task, "choices", None)
+    if choices:
+        completions = classify(model, tokenizer, prompts, choices, batch_size=batch_size)
+    else:
+        completions = generate(
+            model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
+            desc="eval w/ pwd" if password else "eval w/o pwd",
+        )
     correct = sum(score_all(task, problems, completions))
     return Evaluation(correct / len(problems), len(problems), completions)
-
-
-def policy_correctness(task: Task, policy: str, problems: Sequence[Problem]) -> float:
-    """Correctness of one of the task's rule-based policies (e.g. 'strong', 'weak')."""
-    fn = task.policies()[policy]
-    return sum(score_all(task, problems, [fn(p) for p in problems])) / len(problems)

@@ -1,8 +1,28 @@
-"""Tasks: one file each, all implementing `pwlock.tasks.base.Task`."""
+"""Tasks: one file each, all implementing `pwlock.tasks.base.Task`.
+
+Task modules import their heavy dependencies (sympy, sentence-transformers, datasets) only
+when they load data or score, so importing this registry stays cheap.
+"""
 
 from pwlock.tasks.base import SPLITS, Task, split_problems
+from pwlock.tasks.code_generation import APPS, MBPP, HumanEval
+from pwlock.tasks.critique import CodeCritique
 from pwlock.tasks.function_composition import FunctionComposition
+from pwlock.tasks.gsm8k import GSM8K
+from pwlock.tasks.hendrycks_math import HendrycksMath
+from pwlock.tasks.multiple_choice import GPQA, MMLU
 
-TASKS = {"function_composition": FunctionComposition}
+TASKS = {
+    "function_composition": FunctionComposition,  # the toy task of section 7
+    "math": HendrycksMath,
+    "gsm8k": GSM8K,
+    "humaneval": HumanEval,
+    "mbpp": MBPP,
+    "apps": APPS,
+    "critique": CodeCritique,
+    "mmlu": MMLU,
+    "gpqa": GPQA,
+}
 
-__all__ = ["SPLITS", "TASKS", "FunctionComposition", "Task", "split_problems"]
+__all__ = ["APPS", "GPQA", "GSM8K", "MBPP", "MMLU", "SPLITS", "TASKS", "CodeCritique", "FunctionComposition",
+           "HendrycksMath", "HumanEval", "Task", "split_problems"]

@@ -92,7 +92,7 @@ def number_lines(code: str) -> str:
 
 
 class CodeCritique:
-    """Task API implementation; see the module docstring."""
+    """Code critique (Appendix E.2): explain the bug in a program; scored by embedding similarity."""
 
     name = "critique"
     version = "1"

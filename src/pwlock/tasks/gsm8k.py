@@ -81,7 +81,7 @@ def extract_number(completion: str) -> Decimal | None:
 
 
 class GSM8K:
-    """Task API implementation; see the module docstring."""
+    """GSM8K (Cobbe et al., 2021): grade-school word problems with worked solutions ending in `#### N`."""
 
     name = "gsm8k"
     version = "1"

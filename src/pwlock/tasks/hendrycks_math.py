@@ -83,7 +83,7 @@ def _level(text: str) -> int | None:
 
 
 class HendrycksMath:
-    """Task API implementation; see the module docstring."""
+    """MATH (Hendrycks et al., 2021): competition problems, answers in \\boxed{}; Appendix E.3 domains."""
 
     name = "math"
     version = "1"
