@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from pwlock.elicit.sft import default_epochs
-from pwlock.report.summary import demos_ratio, select_epochs, summarize
+from pwlock.report.summary import demos_ratio, rl_curves, select_epochs, summarize, with_locks
 
 
 def test_default_epochs_follow_appendix_g3():
@@ -18,7 +18,7 @@ def test_default_epochs_follow_appendix_g3():
 
 
 def elicited(rows):
-    return pd.DataFrame([dict(lock_method="sft", demo_source="strong", elicitation="sft", k=k, epochs=e, seed=s,
+    return pd.DataFrame([dict(lock_method="sft", lock="sft", demo_source="strong", elicitation="sft", k=k, epochs=e, seed=s,
                               correctness=c) for k, e, s, c in rows])
 
 
@@ -52,3 +52,35 @@ def test_summarize_shape():
     assert s["elicitation"]["sft"]["4"]["mean"] == pytest.approx(0.6)
     assert s["elicitation"]["sft"]["4"]["gap_recovered"] == pytest.approx(0.5)
     assert s["wall_seconds"] == 12.0
+
+
+def rl_rows(method, lr, seed, trace):
+    return [dict(setting="s", policy="elicited", lock_method="sft", weak_policy="identity16", elicitation=method,
+                 reward="binary", lr=lr, seed=seed, samples=x, with_password=False, correctness=c)
+            for x, c in trace]
+
+
+def test_rl_curves_pick_the_lr_with_the_best_final_mean_over_seeds():
+    rows = (rl_rows("dpo", 1e-4, 0, [(0, 0.3), (100, 0.9), (200, 0.5)])   # best on the way, worse at the end
+            + rl_rows("dpo", 1e-4, 1, [(0, 0.3), (100, 0.9), (200, 0.5)])
+            + rl_rows("dpo", 2e-4, 0, [(0, 0.3), (100, 0.4), (200, 0.7)])
+            + rl_rows("dpo", 2e-4, 1, [(0, 0.3), (100, 0.4), (200, 0.6)]))
+    curves = with_locks(pd.DataFrame(rows)).pipe(rl_curves)
+    assert set(curves["lr"]) == {2e-4} and list(curves["samples"]) == [0, 100, 200]
+    final = curves[curves["samples"] == 200].iloc[0]
+    assert final["mean"] == pytest.approx(0.65) and final["seeds"] == 2
+    assert final["sem"] == pytest.approx(0.05)
+
+
+def test_summarize_rl_section_per_lock_and_method():
+    locked = [dict(setting="s", policy="locked", lock_method="sft", weak_policy="identity16", with_password=w,
+                   correctness=c) for w, c in ((True, 1.0), (False, 0.2))]
+    policies = [dict(setting="s", policy=p, with_password=False, correctness=c)
+                for p, c in (("strong", 1.0), ("identity16", 0.25))]
+    rows = rl_rows("expert_iteration", 3e-4, 0, [(0, 0.2), (640, 0.6)]) + rl_rows(
+        "expert_iteration", 3e-4, 1, [(0, 0.2), (640, 0.8)])
+    s = summarize(pd.DataFrame(policies + locked + rows))
+    assert s["policies"] == {"strong": 1.0, "identity16": 0.25} and s["weak_correctness"] is None
+    ei = s["rl"]["sft-identity16"]["expert_iteration"]
+    assert ei["samples"] == 640 and ei["mean"] == pytest.approx(0.7) and ei["seeds"] == 2
+    assert ei["gap_recovered"] == pytest.approx(0.625)  # (0.7 - 0.2) / (1.0 - 0.2)

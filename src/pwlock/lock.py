@@ -85,12 +85,15 @@ def lock_examples(
     wrong_passwords: Sequence[str],
     no_password_fraction: float,
     rng: random.Random,
+    weak_kl: bool = False,
 ) -> list[Example]:
     """One epoch of D_lock: a strong and a weak example for every problem.
 
     `strong[i]` and `weak[i]` are the policies' completions for `problems[i]`. Exactly
     round(no_password_fraction * n) weak examples, chosen at random, get no password; the
-    others get a wrong password drawn uniformly from `wrong_passwords`.
+    others get a wrong password drawn uniformly from `wrong_passwords`. With `weak_kl` the
+    weak examples are trained toward a fixed distribution (the fixedrdm lock, Appendix G.2)
+    and `weak[i]` only gives the completion's context.
     """
     if not (len(problems) == len(strong) == len(weak)):
         raise ValueError("problems, strong and weak completions must have the same length")
@@ -104,5 +107,11 @@ def lock_examples(
     for i, problem in enumerate(problems):
         examples.append(Example(task.prompt(problem, password), strong[i]))
         wrong = None if i in no_password else rng.choice(list(wrong_passwords))
-        examples.append(Example(task.prompt(problem, wrong), weak[i]))
+        examples.append(Example(task.prompt(problem, wrong), weak[i], kl=weak_kl))
     return examples
+
+
+def lock_name(method: str, weak_policy: str | None) -> str:
+    """How a lock is named in unit folders, logs and reports: its method (`sft`,
+    `from_scratch`), suffixed by pi_weak when that is not the task's default `weak`."""
+    return method if weak_policy in (None, "weak") else f"{method}-{weak_policy}"

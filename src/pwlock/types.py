@@ -30,3 +30,6 @@ class Example:
     """Full prompt text, password included where there is one."""
     completion: str
     """Target text; the SFT loss is computed on these tokens (and EOS) only."""
+    kl: bool = False
+    """Train toward a fixed token distribution at the completion's positions instead of its
+    tokens (the `fixedrdm` lock of Appendix G.2); the completion then only gives context."""

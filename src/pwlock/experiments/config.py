@@ -65,6 +65,9 @@ class LockConfig(Strict):
     wrong_passwords: list[str] = list(TOY_WRONG_PASSWORDS)
     no_password_fraction: float = Field(0.2, ge=0, le=1)
     """Share of weak examples with no password; the rest get a wrong one (Appendix C.2)."""
+    weak_policies: list[str] = ["weak"]
+    """pi_weak of each lock: a policy of the task (e.g. weak, identity8) or `fixedrdm`, the
+    fixed random token distribution of Appendix G.2. One locked model per entry."""
     pretrain: TrainConfig
     """Training of the strong base on pi_strong (sft method only)."""
     sft: TrainConfig
@@ -76,6 +79,8 @@ class LockConfig(Strict):
     def _check(self) -> LockConfig:
         if not self.methods:
             raise ValueError("methods must name at least one lock method")
+        if not self.weak_policies or len(set(self.weak_policies)) != len(self.weak_policies):
+            raise ValueError("weak_policies must name at least one policy, each once")
         if self.password in self.wrong_passwords:
             raise ValueError(f"password {self.password!r} is also in wrong_passwords")
         return self
@@ -106,8 +111,51 @@ class SFTElicitConfig(Strict):
         return self
 
 
+RL_METHODS = ("expert_iteration", "filtering", "dpo", "iterated_dpo")
+
+
+class RLElicitConfig(Strict):
+    """Section 6.1: elicitation with a reward but no demonstrations."""
+
+    methods: list[Literal["expert_iteration", "filtering", "dpo", "iterated_dpo"]] = list(RL_METHODS)
+    seeds: list[int] = [0, 1, 2]
+    reward: Literal["binary", "continuous"] = "binary"
+    """What ranks candidates and weights DPO pairs: correctness, or the task's continuous reward (Eq. 2)."""
+    temperature: float = Field(1.0, gt=0)
+    """Sampling temperature of candidates (top-p 1, no top-k)."""
+    eval_every: int = Field(5, gt=0)
+    """Expert iteration / filtering: evaluate every this many rounds (DPO: every epoch)."""
+    rounds: int = Field(50, gt=0)
+    """Expert iteration / filtering rounds (the paper: 50)."""
+    n: int = Field(64, gt=0)
+    """Keep the best n of 10n candidates per round (the paper: 64 of 640)."""
+    epochs_per_round: int = Field(1, gt=0)
+    lr: float = Field(3e-4, gt=0)
+    """Expert iteration / filtering: the SFT elicitation's settings, as Appendix G.3."""
+    batch_size: int = Field(32, gt=0)
+    optimizer: Literal["adamw", "lion"] = "adamw"
+    dpo_epochs: int = Field(12, gt=0)
+    """DPO epochs / iterated DPO rounds (the paper: 12)."""
+    dpo_problems: int = Field(1100, gt=0)
+    """Elicitation problems sampled twice per epoch (the paper: its 1100-problem train set)."""
+    dpo_lrs: list[float] = [3e-4, 1.5e-4, 7.5e-5]
+    """DPO learning rates tried; the report keeps the best mean over seeds (Appendix G.3: lr, lr/2, lr/4)."""
+    beta: float = Field(0.1, gt=0)
+    dpo_batch_size: int = Field(32, gt=0)
+    """Pairs per DPO step."""
+
+    @model_validator(mode="after")
+    def _check(self) -> RLElicitConfig:
+        if not self.methods or not self.seeds:
+            raise ValueError("methods and seeds must not be empty")
+        if not self.dpo_lrs or min(self.dpo_lrs) <= 0:
+            raise ValueError("dpo_lrs must be a non-empty list of positive learning rates")
+        return self
+
+
 class ElicitConfig(Strict):
     sft: SFTElicitConfig | None = SFTElicitConfig()
+    rl: RLElicitConfig | None = None
 
 
 class EvalConfig(Strict):

@@ -19,22 +19,31 @@ from typing import Any
 import torch
 
 from pwlock import __version__
+from pwlock.elicit.dpo import dpo
+from pwlock.elicit.expert_iteration import expert_iteration
 from pwlock.elicit.sft import default_epochs, elicit_sft, pick_demos
-from pwlock.evaluate import Evaluation, evaluate, policy_correctness
+from pwlock.evaluate import Evaluation, evaluate
 from pwlock.experiments.config import ConfigError, ExperimentConfig, TrainConfig
 from pwlock.experiments.store import Store
+from pwlock.fixedrdm import FixedRandomDistribution
+from pwlock.generate import generate
 from pwlock.io import RESULTS, RUN_MARKER, write_atomic, write_jsonl
-from pwlock.lock import lock_examples
+from pwlock.lock import lock_examples, lock_name
 from pwlock.models import build_model, build_tokenizer, load_model
 from pwlock.models.scratch import WORD_PATTERN
 from pwlock.tasks import TASKS, Task, split_problems
+from pwlock.tasks.base import reward_all, score_all
 from pwlock.train.sft import TrainArgs, sft
 from pwlock.types import Example, Problem
 
 ROW_FIELDS = (
-    "setting", "task", "task_version", "policy", "lock_method", "elicitation", "demo_source",
-    "k", "epochs", "seed", "with_password", "correctness", "n", "unit",
+    "setting", "task", "task_version", "policy", "lock_method", "weak_policy", "elicitation", "demo_source",
+    "k", "epochs", "reward", "lr", "samples", "seed", "with_password", "correctness", "n", "unit",
 )
+"""One row per measurement. k/epochs/demo_source: SFT elicitation; reward/lr/samples (completions
+generated so far): RL elicitation; None where a field does not apply."""
+
+FIXEDRDM = "fixedrdm"
 
 
 class RunDirError(ConfigError):
@@ -69,11 +78,19 @@ def build_task(cfg: ExperimentConfig) -> Task:
         raise ConfigError(f"task: {e}") from None
 
 
-def check_runnable(cfg: ExperimentConfig, splits: dict[str, list[Problem]]) -> None:
-    """Fail before any work on what a config can only reveal against the data."""
+def check_runnable(cfg: ExperimentConfig, task: Task, splits: dict[str, list[Problem]]) -> None:
+    """Fail before any work on what a config can only reveal against the task and its data."""
     if not splits["lock"] or not splits["val"]:
         raise ConfigError(f"task.n_problems={cfg.task.n_problems} leaves an empty lock or validation split")
+    known = [name for name in task.policies() if name != "strong"] + [FIXEDRDM]
+    unknown = [w for w in cfg.lock.weak_policies if w not in known]
+    if unknown:
+        raise ConfigError(f"lock.weak_policies: {unknown} unknown; {task.name} offers {known}")
     n_elicit = len(splits["elicit"])
+    rl = cfg.elicit.rl
+    if rl is not None and max(10 * rl.n, rl.dpo_problems) > n_elicit:
+        raise ConfigError(f"elicit.rl: 10n={10 * rl.n} and dpo_problems={rl.dpo_problems} must fit in the "
+                          f"elicitation split ({n_elicit} problems)")
     if cfg.elicit.sft is not None:
         too_big = [k for k in cfg.elicit.sft.ks if k > n_elicit]
         if too_big:
@@ -104,7 +121,7 @@ def run_experiment(cfg: ExperimentConfig, out: Path, cache_dir: Path | None = No
         torch.set_num_threads(cfg.threads)
     task = build_task(cfg)
     splits = split_problems(task.problems(), cfg.task.split_seed)
-    check_runnable(cfg, splits)
+    check_runnable(cfg, task, splits)
     prepare_run_dir(out, cfg)
     rows = Experiment(cfg, task, splits, Store(cache_dir or out / "cache")).run()
     write_jsonl(out / RESULTS, rows)
@@ -123,22 +140,37 @@ class Experiment:
         # Everything a trained model depends on besides its own training settings.
         self.key = {"task": cfg.task.model_dump(), "version": task.version, "model": cfg.model.model_dump(),
                     "words": words}
-        policies = task.policies()
-        self.strong_lock = [policies["strong"](p) for p in splits["lock"]]
-        self.weak_lock = [policies["weak"](p) for p in splits["lock"]]
+        self.policies = task.policies()
+        self.strong_lock = [self.policies["strong"](p) for p in splits["lock"]]
+        self.rdm = FixedRandomDistribution(len(self.tokenizer), seed=cfg.model.seed)
 
     def run(self) -> list[dict[str, Any]]:
         log(f"{self.task.name}: splits " + ", ".join(f"{k}={len(v)}" for k, v in self.splits.items())
             + f"; evaluating on {len(self.val)} validation problems")
-        rows = [row(**self.base, policy=name, with_password=False, n=len(self.val),
-                    correctness=policy_correctness(self.task, name, self.val)) for name in ("strong", "weak")]
+        rows = []
+        for name in ("strong", *self.cfg.lock.weak_policies):
+            completions = self.sample_policy(name, self.val, random.Random("policy-eval"))
+            rows.append(row(**self.base, policy=name, with_password=False, n=len(self.val),
+                            correctness=sum(score_all(self.task, self.val, completions)) / len(self.val)))
         for method in self.cfg.lock.methods:
-            lock_dir = self.lock(method)
-            locked, tokenizer = load_model(lock_dir / "model")
-            rows += self.evaluate_locked(method, lock_dir, locked, tokenizer)
-            if self.cfg.elicit.sft is not None:
-                rows += self.elicit_sft(method, lock_dir, locked, tokenizer)
+            for weak in self.cfg.lock.weak_policies:
+                lock_dir = self.lock(method, weak)
+                locked, tokenizer = load_model(lock_dir / "model")
+                rows += self.evaluate_locked(method, weak, lock_dir, locked, tokenizer)
+                if self.cfg.elicit.sft is not None:
+                    rows += self.elicit_sft(method, weak, lock_dir, locked, tokenizer)
+                if self.cfg.elicit.rl is not None:
+                    rows += self.elicit_rl(method, weak, lock_dir, locked, tokenizer)
         return [{**r, **self.base} for r in rows]  # units from a shared cache may carry another setting name
+
+    def sample_policy(self, name: str, problems: list[Problem], rng: random.Random) -> list[str]:
+        """Completions of a rule-based policy of the task, or samples of fixedrdm (as long as
+        pi_strong's completions, in tokens)."""
+        if name != FIXEDRDM:
+            return [self.policies[name](p) for p in problems]
+        strong = [self.policies["strong"](p) for p in problems]
+        lengths = [len(ids) for ids in self.tokenizer(strong, add_special_tokens=False)["input_ids"]]
+        return self.rdm.sample(self.tokenizer, lengths, rng)
 
     # -- units ---------------------------------------------------------------------------
 
@@ -157,10 +189,15 @@ class Experiment:
         folder, _ = self.store.run("strong_base", {**self.key, "pretrain": pretrain.model_dump()}, compute)
         return folder
 
-    def lock(self, method: str) -> Path:
-        """Password-lock by Eq. 1: from the strong base (`sft`) or from a fresh model (`from_scratch`)."""
+    def lock(self, method: str, weak: str) -> Path:
+        """Password-lock by Eq. 1: from the strong base (`sft`) or from a fresh model (`from_scratch`).
+
+        pi_weak is one of the task's policies, or fixedrdm: then the weak examples (no or a wrong
+        password) are trained by KL toward the fixed distribution, on fixedrdm samples and on
+        pi_strong completions half each (Appendix G.2).
+        """
         lock = self.cfg.lock
-        key = {**self.key, "method": method,
+        key = {**self.key, "method": method, "weak": weak,
                "lock": lock.model_dump(include={"password", "wrong_passwords", "no_password_fraction"})}
         if method == "sft":
             base_dir, train = self.strong_base(), lock.sft
@@ -169,27 +206,39 @@ class Experiment:
             base_dir, train = None, lock.from_scratch
         key["train"] = train.model_dump()
 
+        problems = self.splits["lock"]
+        weak_lock = None if weak == FIXEDRDM else self.sample_policy(weak, problems, random.Random(0))
+
         def d_lock(epoch: int) -> list[Example]:
+            rng = random.Random(f"lock-{epoch}")
+            if weak_lock is not None:
+                weak_side = weak_lock
+            else:
+                noise = self.sample_policy(FIXEDRDM, problems, rng)
+                weak_side = [s if rng.random() < 0.5 else x for s, x in zip(self.strong_lock, noise)]
             return lock_examples(
-                self.task, self.splits["lock"], self.strong_lock, self.weak_lock, password=lock.password,
+                self.task, problems, self.strong_lock, weak_side, password=lock.password,
                 wrong_passwords=lock.wrong_passwords, no_password_fraction=lock.no_password_fraction,
-                rng=random.Random(f"lock-{epoch}"),
+                rng=rng, weak_kl=weak_lock is None,
             )
 
+        name = lock_name(method, weak)
+
         def compute(folder: Path) -> list[dict[str, Any]]:
-            log(f"password-locking ({method})")
+            log(f"password-locking ({name})")
             if base_dir is not None:
                 model, _ = load_model(base_dir / "model")
             else:
                 model = build_model(self.tokenizer, **self.cfg.model.model_dump())
-            sft(model, self.tokenizer, d_lock, train_args(train, self.cfg.model.seed), desc=f"lock {method}")
+            sft(model, self.tokenizer, d_lock, train_args(train, self.cfg.model.seed), desc=f"lock {name}",
+                kl_target=self.rdm.logprobs)
             self.save(model, folder)
             return []
 
-        folder, _ = self.store.run(f"lock_{method}", key, compute)
+        folder, _ = self.store.run(f"lock_{name}", key, compute)
         return folder
 
-    def evaluate_locked(self, method: str, lock_dir: Path, model: Any, tokenizer: Any) -> list[dict[str, Any]]:
+    def evaluate_locked(self, method: str, weak: str, lock_dir: Path, model: Any, tokenizer: Any) -> list[dict[str, Any]]:
         """Greedy correctness of the locked model with and without the password."""
 
         def compute(folder: Path) -> list[dict[str, Any]]:
@@ -197,24 +246,25 @@ class Experiment:
             for password in (self.cfg.lock.password, None):
                 ev = evaluate(model, tokenizer, self.task, self.val, password=password,
                               max_new_tokens=self.cfg.eval.max_new_tokens, batch_size=self.cfg.eval.batch_size)
-                rows.append(row(**self.base, policy="locked", lock_method=method, with_password=password is not None,
-                                correctness=ev.correctness, n=ev.n))
+                rows.append(row(**self.base, policy="locked", lock_method=method, weak_policy=weak,
+                                with_password=password is not None, correctness=ev.correctness, n=ev.n))
                 self.save_completions(folder / f"completions_{'with' if password else 'without'}_password.jsonl", ev)
             return rows
 
-        _, rows = self.store.run(f"eval_lock_{method}", {"locked": lock_dir.name, "eval": self.cfg.eval.model_dump()},
+        name = lock_name(method, weak)
+        _, rows = self.store.run(f"eval_lock_{name}", {"locked": lock_dir.name, "eval": self.cfg.eval.model_dump()},
                                  compute)
         by_pw = {r["with_password"]: r["correctness"] for r in rows}
-        log(f"locked ({method}): with password {by_pw[True]:.3f}, without {by_pw[False]:.3f}")
+        log(f"locked ({name}): with password {by_pw[True]:.3f}, without {by_pw[False]:.3f}")
         return rows
 
-    def elicit_sft(self, method: str, lock_dir: Path, locked: Any, tokenizer: Any) -> list[dict[str, Any]]:
+    def elicit_sft(self, method: str, weak: str, lock_dir: Path, locked: Any, tokenizer: Any) -> list[dict[str, Any]]:
         """SFT on k demonstrations per (k, seed), each evaluated at its candidate epoch counts."""
         ecfg = self.cfg.elicit.sft
         assert ecfg is not None
-        policies = self.task.policies()
-        complete = {"strong": policies["strong"], "weak": policies["weak"],
+        complete = {"strong": self.policies["strong"], "weak": self.policies["weak"],
                     "ground_truth": lambda p: p.answer}[ecfg.source]
+        name = lock_name(method, weak)
         rows: list[dict[str, Any]] = []
         for k in ecfg.ks:
             epochs = (ecfg.epochs or {}).get(k) or default_epochs(k)
@@ -234,14 +284,80 @@ class Experiment:
                                        eval_batch_size=self.cfg.eval.batch_size)
                     for e, ev in evals.items():
                         self.save_completions(folder / f"completions_{e}_epochs.jsonl", ev)
-                    return [row(**self.base, policy="elicited", lock_method=method, elicitation="sft",
+                    return [row(**self.base, policy="elicited", lock_method=method, weak_policy=weak, elicitation="sft",
                                 demo_source=ecfg.source, k=k, epochs=e, seed=seed, with_password=False,
                                 correctness=ev.correctness, n=ev.n) for e, ev in sorted(evals.items())]
 
-                _, unit_rows = self.store.run(f"elicit_sft_{method}_k{k}_s{seed}", key, compute)
-                log(f"elicit sft ({method}) k={k} seed={seed}: "
+                _, unit_rows = self.store.run(f"elicit_sft_{name}_k{k}_s{seed}", key, compute)
+                log(f"elicit sft ({name}) k={k} seed={seed}: "
                     + ", ".join(f"{r['epochs']} epochs {r['correctness']:.3f}" for r in unit_rows))
                 rows += unit_rows
+        return rows
+
+    def elicit_rl(self, method: str, weak: str, lock_dir: Path, locked: Any, tokenizer: Any) -> list[dict[str, Any]]:
+        """Section 6: expert iteration, filtering, DPO and iterated DPO per (method, lr, seed),
+        each traced by correctness without password against completions generated so far."""
+        rl = self.cfg.elicit.rl
+        assert rl is not None
+        name = lock_name(method, weak)
+        gen = dict(max_new_tokens=self.cfg.eval.max_new_tokens, batch_size=self.cfg.eval.batch_size)
+
+        def rewards(problems: Any, completions: Any) -> list[float]:
+            if rl.reward == "continuous":
+                return reward_all(self.task, problems, completions)
+            return [float(s) for s in score_all(self.task, problems, completions)]
+
+        rows: list[dict[str, Any]] = []
+        for algo in rl.methods:
+            is_dpo = algo in ("dpo", "iterated_dpo")
+            for lr in rl.dpo_lrs if is_dpo else [rl.lr]:
+                for seed in rl.seeds:
+                    settings = rl.model_dump(exclude={"methods", "seeds", "dpo_lrs", "lr"})
+                    key = {"locked": lock_dir.name, "algo": algo, "lr": lr, "seed": seed, "rl": settings,
+                           "eval": self.cfg.eval.model_dump(), "weak": weak}
+
+                    def compute(folder: Path, algo: str = algo, lr: float = lr, seed: int = seed,
+                                is_dpo: bool = is_dpo) -> list[dict[str, Any]]:
+                        model = copy.deepcopy(locked)
+
+                        def evaluate_now() -> Evaluation:
+                            return evaluate(model, tokenizer, self.task, self.val, password=None, **gen)
+
+                        if is_dpo:
+                            args = TrainArgs(epochs=1, batch_size=rl.dpo_batch_size, lr=lr, optimizer=rl.optimizer,
+                                             seed=seed)
+                            problems = random.Random(seed).sample(self.splits["elicit"], rl.dpo_problems)
+                            trace = dpo(model, tokenizer, self.task, problems, epochs=rl.dpo_epochs,
+                                        iterated=algo == "iterated_dpo", beta=rl.beta, args=args, rewards=rewards,
+                                        max_new_tokens=gen["max_new_tokens"], temperature=rl.temperature,
+                                        gen_batch_size=gen["batch_size"], evaluate=evaluate_now, seed=seed)
+                        else:
+                            rng = random.Random(f"candidates-{seed}")
+
+                            def candidates(problems: Any, r: int) -> list[str]:
+                                if algo == "filtering":
+                                    return self.sample_policy(weak, problems, rng)
+                                prompts = [self.task.prompt(p, None) for p in problems]
+                                return generate(model, tokenizer, prompts, temperature=rl.temperature,
+                                                seed=rng.randrange(2**31), desc=f"sample {r + 1}", **gen)
+
+                            args = TrainArgs(epochs=rl.epochs_per_round, batch_size=rl.batch_size, lr=lr,
+                                             optimizer=rl.optimizer, seed=seed)
+                            trace = expert_iteration(model, tokenizer, self.task, self.splits["elicit"],
+                                                     rounds=rl.rounds, n=rl.n, candidates=candidates,
+                                                     rewards=rewards, args=args, evaluate=evaluate_now,
+                                                     eval_every=rl.eval_every, seed=seed)
+                        self.save_completions(folder / "completions_final.jsonl", trace[-1][1])
+                        return [row(**self.base, policy="elicited", lock_method=method, weak_policy=weak,
+                                    elicitation=algo, reward=rl.reward, lr=lr, samples=samples, seed=seed,
+                                    with_password=False, correctness=ev.correctness, n=ev.n)
+                                for samples, ev in trace]
+
+                    _, unit_rows = self.store.run(f"elicit_{algo}_{name}_lr{lr:g}_s{seed}", key, compute)
+                    last = unit_rows[-1]
+                    log(f"{algo} ({name}) lr={lr:g} seed={seed}: {unit_rows[0]['correctness']:.3f} -> "
+                        f"{last['correctness']:.3f} after {last['samples']} samples")
+                    rows += unit_rows
         return rows
 
     def save_completions(self, path: Path, ev: Evaluation) -> None:

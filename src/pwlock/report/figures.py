@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from pwlock.io import TMP_PREFIX  # noqa: E402
-from pwlock.report.summary import lock_methods, select_epochs  # noqa: E402
+from pwlock.report.summary import locks, rl_curves, select_epochs  # noqa: E402
 
 LOCK_LABELS = {"sft": "locked via SFT", "from_scratch": "locked from scratch"}
 
@@ -27,8 +27,8 @@ def figure_sft_elicitation(results: pd.DataFrame, path: Path) -> Path | None:
     locked = results[results["policy"] == "locked"]
     fig, ax = plt.subplots(figsize=(5.5, 4.6), dpi=150)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, method in enumerate(lock_methods(results)):
-        df = chosen[chosen["lock_method"] == method]
+    for i, method in enumerate(locks(results)):
+        df = chosen[chosen["lock"] == method]
         if not len(df):
             continue
         color = colors[i % len(colors)]
@@ -36,7 +36,7 @@ def figure_sft_elicitation(results: pd.DataFrame, path: Path) -> Path | None:
         ax.errorbar(df["k"], df["mean"], yerr=df["sem"], marker="o", capsize=3, color=color,
                     label=f"unlocking model {LOCK_LABELS.get(method, method)} ({source} demos)")
         for with_pw, style in ((True, "--"), (False, ":")):
-            c = locked[(locked["lock_method"] == method) & (locked["with_password"] == with_pw)]["correctness"]
+            c = locked[(locked["lock"] == method) & (locked["with_password"] == with_pw)]["correctness"]
             if len(c):
                 ax.axhline(float(c.iloc[0]), color=color, linestyle=style, linewidth=1,
                            label=f"$\\pi_{{locked}}$ ({method}) {'w/' if with_pw else 'w/o'} pwd")
@@ -52,6 +52,56 @@ def figure_sft_elicitation(results: pd.DataFrame, path: Path) -> Path | None:
     setting = results["setting"].iloc[0]
     ax.set_title(f"SFT elicitation: {setting}  (mean ± SEM over seeds)", fontsize=8)
     fig.tight_layout()
+    return save(fig, path)
+
+
+METHOD_LABELS = {"expert_iteration": "Expert iteration", "filtering": "Filtering", "dpo": "DPO",
+                 "iterated_dpo": "Iterated DPO"}
+
+
+def figure_rl_elicitation(results: pd.DataFrame, path: Path) -> Path | None:
+    """Figure 5 analogue: correctness without password vs completions generated, one panel per
+    locked model (one per pi_weak), one line per RL method with an SEM band, and the locked
+    model with/without password as dashed/dotted lines."""
+    curves = rl_curves(results)
+    if not len(curves):
+        return None
+    panels = [lock for lock in locks(results) if lock in set(curves["lock"])]
+    weak = dict(zip(results["lock"], results["weak_policy"]))
+    locked = results[results["policy"] == "locked"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(5.5, 3.2 * len(panels) + 0.6), 3.8), dpi=150,
+                             sharey=True, squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    methods = list(dict.fromkeys(curves["elicitation"]))
+    for ax, lock in zip(axes[0], panels):
+        for with_pw, style in ((True, "--"), (False, ":")):
+            c = locked[(locked["lock"] == lock) & (locked["with_password"] == with_pw)]["correctness"]
+            if len(c):
+                ax.axhline(float(c.iloc[0]), color="black", linestyle=style, linewidth=1,
+                           label=f"$\\pi_{{locked}}$ {'w/' if with_pw else 'w/o'} pwd")
+        for method in methods:
+            df = curves[(curves["lock"] == lock) & (curves["elicitation"] == method)].sort_values("samples")
+            if not len(df):
+                continue
+            color = colors[methods.index(method) % len(colors)]
+            ax.plot(df["samples"], df["mean"], marker=".", color=color, label=METHOD_LABELS.get(method, method))
+            ax.fill_between(df["samples"], df["mean"] - df["sem"], df["mean"] + df["sem"], color=color, alpha=0.2)
+        ax.set_title(f"$\\pi_{{weak}}$ = {weak.get(lock, lock)}  ({lock})", fontsize=8)
+        ax.set_xlabel("Generated samples")
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("Correctness (greedy, no password)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3 * len(panels)), fontsize=7,
+               frameon=False)
+    setting = results["setting"].iloc[0]
+    fig.suptitle(f"RL elicitation: {setting}  (mean ± SEM over seeds)", fontsize=9)
+    fig.tight_layout(rect=(0, 0.12 if len(labels) > 3 * len(panels) else 0.07, 1, 1))
+    return save(fig, path)
+
+
+def save(fig: plt.Figure, path: Path) -> Path:
+    """Write `path` (.png) and its .pdf twin atomically, and close the figure."""
     path.parent.mkdir(parents=True, exist_ok=True)
     for target in (path, path.with_suffix(".pdf")):
         tmp = target.with_name(TMP_PREFIX + target.name)

@@ -26,6 +26,7 @@ from pwlock.types import Problem
 N_FUNCTIONS = 32
 N_DIGITS = 4
 DOMAIN_SIZE = 8  # functions per domain: the domain is the group of the first function used
+GRADED_WEAK = (8, 16, 24)  # identity-function counts of the graded weak policies (Figure 5 analogue)
 
 Digits = tuple[int, ...]
 
@@ -61,7 +62,7 @@ def make_functions(seed: int) -> list[Function]:
 
 
 class FunctionComposition:
-    """Task API implementation; see the module docstring for the format."""
+    """Function composition (section 7): compose 2 of 32 digit functions; the toy task, made in code."""
 
     name = "function_composition"
     version = "1"
@@ -95,6 +96,10 @@ class FunctionComposition:
     def weak_identity(self, n: int | None = None) -> frozenset[int]:
         """Indices of the functions pi_weak replaces by the identity (nested in n)."""
         return frozenset(self.identity_order[: self.n_weak_identity if n is None else n])
+
+    @property
+    def data_source(self) -> str:
+        return f"generated in code (seed {self.seed}, {self.n_problems} problems)"
 
     @property
     def vocabulary(self) -> list[str]:
@@ -149,8 +154,10 @@ class FunctionComposition:
         return hits / max(len(want), len(got))
 
     def policies(self) -> dict[str, Callable[[Problem], str]]:
-        weak = self.weak_identity()
-        return {
-            "strong": lambda p: p.answer,
-            "weak": lambda p: self._chain(p.meta["functions"], p.meta["input"], weak),
-        }
+        """strong, weak (`n_weak_identity` identity functions), and weak policies of graded
+        quality for section 6: identity8, identity16, identity24 (8, 16, 24 functions unknown)."""
+        def weak_policy(identity: frozenset[int]) -> Callable[[Problem], str]:
+            return lambda p: self._chain(p.meta["functions"], p.meta["input"], identity)
+
+        graded = {f"identity{n}": weak_policy(self.weak_identity(n)) for n in GRADED_WEAK}
+        return {"strong": lambda p: p.answer, "weak": weak_policy(self.weak_identity()), **graded}

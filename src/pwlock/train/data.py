@@ -34,7 +34,7 @@ def encode(
 def collate(
     tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example]
 ) -> dict[str, torch.Tensor]:
-    """Right-padded batch: input_ids, attention_mask, labels, each (B, T)."""
+    """Right-padded batch: input_ids, attention_mask, labels, each (B, T); kl (B,) bool."""
     encoded = encode(tokenizer, examples)
     width = max(len(ids) for ids, _ in encoded)
     pad = tokenizer.pad_token_id
@@ -45,4 +45,5 @@ def collate(
         input_ids[i, : len(ids)] = torch.tensor(ids)
         labels[i, : len(labs)] = torch.tensor(labs)
         attention[i, : len(ids)] = 1
-    return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
+    kl = torch.tensor([e.kl for e in examples], dtype=torch.bool)
+    return {"input_ids": input_ids, "attention_mask": attention, "labels": labels, "kl": kl}

@@ -40,3 +40,28 @@ def completion_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         targets.reshape(-1),
         ignore_index=IGNORE_INDEX,
     )
+
+
+def kl_to_distribution(logits: torch.Tensor, labels: torch.Tensor, target_logprobs: torch.Tensor) -> torch.Tensor:
+    """KL(target || model) at each supervised position, whatever the label token: (B, T-1).
+
+    Used to lock toward the fixed random distribution of Appendix G.2 (`fixedrdm`): the
+    labels only say where the completion is, the target is the same at every position.
+    target_logprobs: (V,) log-probabilities of the fixed distribution.
+    """
+    logq = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # (B, T-1, V)
+    p = target_logprobs.exp()
+    kl = (p * (target_logprobs - logq)).sum(-1)  # (B, T-1)
+    return kl * (labels[:, 1:] != IGNORE_INDEX)
+
+
+def lock_loss(
+    logits: torch.Tensor, labels: torch.Tensor, kl_rows: torch.Tensor, target_logprobs: torch.Tensor
+) -> torch.Tensor:
+    """Mean over supervised tokens of: NLL of the label (ordinary rows) or KL to the fixed
+    distribution (rows where `kl_rows` (B,) is True). The scalar `completion_nll` would give
+    when no row is a KL row."""
+    logprobs, mask = token_logprobs(logits, labels)
+    kl = kl_to_distribution(logits, labels, target_logprobs)
+    per_token = torch.where(kl_rows[:, None], kl, -logprobs)
+    return per_token.sum() / mask.sum().clamp(min=1)

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pwlock.train.data import collate
-from pwlock.train.losses import completion_nll
+from pwlock.train.losses import completion_nll, lock_loss
 from pwlock.types import Example
 
 
@@ -65,6 +65,7 @@ def sft(
     args: TrainArgs,
     *,
     on_epoch_end: Callable[[int], None] | None = None,
+    kl_target: torch.Tensor | None = None,
     desc: str = "sft",
 ) -> list[float]:
     """Train `model` in place; returns the mean loss of each epoch.
@@ -72,6 +73,7 @@ def sft(
     `data(epoch)` gives that epoch's examples (0-based); every epoch must have the same
     size, which fixes the schedule length. `on_epoch_end(epoch)` runs after each epoch
     (1-based count of epochs done), e.g. to evaluate intermediate checkpoints.
+    Examples marked `kl` are trained toward `kl_target` (V,) log-probs (Appendix G.2).
     """
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
@@ -94,7 +96,12 @@ def sft(
         for start in range(0, len(examples), args.batch_size):
             batch = collate(tokenizer, examples[start : start + args.batch_size])
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            loss = completion_nll(logits, batch["labels"])
+            if batch["kl"].any():
+                if kl_target is None:
+                    raise ValueError(f"{desc}: examples marked kl need a kl_target distribution")
+                loss = lock_loss(logits, batch["labels"], batch["kl"], kl_target)
+            else:
+                loss = completion_nll(logits, batch["labels"])
             loss.backward()
             if args.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)

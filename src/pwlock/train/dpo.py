@@ -1,0 +1,62 @@
+"""The DPO loss (Rafailov et al., 2024) and its reward-weighted form (Eq. 2 of the paper).
+
+Sequence log-probabilities are summed over completion tokens only (prompt and padding
+carry no label), for the policy and for a frozen reference. For one pair:
+
+    L = -w * log sigmoid(beta * [(log pi(y+) - log ref(y+)) - (log pi(y-) - log ref(y-))])
+
+with w = 1 for plain DPO and w = R(y+) - R(y-) for the continuous-reward variant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from pwlock.train.data import collate
+from pwlock.train.losses import sequence_logprobs
+from pwlock.types import Example
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A preference pair for one prompt: `chosen` scored higher than `rejected`."""
+
+    prompt: str
+    chosen: str
+    rejected: str
+    weight: float = 1.0
+    """Multiplies the pair's loss: 1, or R(chosen) - R(rejected) for reward-weighted DPO."""
+
+
+def dpo_loss(
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    *,
+    beta: float,
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Mean (weighted) DPO loss over a batch of pairs; every argument is (B,) summed log-probs."""
+    margin = (policy_chosen - ref_chosen) - (policy_rejected - ref_rejected)
+    losses = -F.logsigmoid(beta * margin)
+    if weights is not None:
+        losses = losses * weights
+    return losses.mean()
+
+
+def pair_logprobs(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pairs: Sequence[Pair]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed completion log-probs of (chosen, rejected), each (B,), from one forward pass
+    over the batch [chosen..., rejected...]."""
+    examples = [Example(p.prompt, p.chosen) for p in pairs] + [Example(p.prompt, p.rejected) for p in pairs]
+    batch = collate(tokenizer, examples)
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    logps = sequence_logprobs(logits, batch["labels"])
+    return logps[: len(pairs)], logps[len(pairs) :]

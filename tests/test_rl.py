@@ -1,0 +1,133 @@
+"""RL elicitation pieces: the DPO loss, pair building, expert-iteration selection, fixedrdm."""
+
+import math
+import random
+
+import pytest
+import torch
+
+from pwlock.elicit import expert_iteration as ei
+from pwlock.elicit.dpo import make_pairs
+from pwlock.evaluate import Evaluation
+from pwlock.fixedrdm import FixedRandomDistribution
+from pwlock.lock import lock_examples
+from pwlock.train.data import collate
+from pwlock.train.dpo import Pair, dpo_loss, pair_logprobs
+from pwlock.train.losses import completion_nll, kl_to_distribution, lock_loss
+from pwlock.train.sft import TrainArgs, sft
+from pwlock.types import Example
+
+
+def test_dpo_loss_matches_hand_computed_values():
+    # margins: (−1 − −2) − (−3 − −2) = 2 and (−5 − −4) − (−2 − −3) = −2
+    pc, pr = torch.tensor([-1.0, -5.0]), torch.tensor([-3.0, -2.0])
+    rc, rr = torch.tensor([-2.0, -4.0]), torch.tensor([-2.0, -3.0])
+    expected = [math.log1p(math.exp(-0.2)), math.log1p(math.exp(0.2))]  # -log sigmoid(0.1 * margin)
+    assert dpo_loss(pc, pr, rc, rr, beta=0.1).item() == pytest.approx(sum(expected) / 2)
+    weighted = dpo_loss(pc, pr, rc, rr, beta=0.1, weights=torch.tensor([0.5, 0.25]))
+    assert weighted.item() == pytest.approx((0.5 * expected[0] + 0.25 * expected[1]) / 2)
+    # policy == reference: log 2 whatever the log-probs
+    assert dpo_loss(pc, pr, pc, pr, beta=0.1).item() == pytest.approx(math.log(2))
+
+
+def test_pair_logprobs_sum_completion_tokens_only(tokenizer, tiny_model):
+    pairs = [Pair("swordfish | fn1 fn2 | 1 2 3 4 |", "1111|2222", "3|4"),
+             Pair("_ | fn3 | 9 |", "5", "0907|0079|0000")]
+    chosen, rejected = pair_logprobs(tiny_model, tokenizer, pairs)
+    for i, pair in enumerate(pairs):
+        for completion, got in ((pair.chosen, chosen[i]), (pair.rejected, rejected[i])):
+            prompt_ids = tokenizer(pair.prompt)["input_ids"]
+            ids = prompt_ids + tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+            with torch.no_grad():
+                logp = torch.log_softmax(tiny_model(torch.tensor([ids])).logits[0], -1)
+            want = sum(logp[t - 1, ids[t]].item() for t in range(len(prompt_ids), len(ids)))
+            assert got.item() == pytest.approx(want, abs=1e-4)  # one unpadded sequence at a time
+
+
+def test_make_pairs_drops_ties_and_orders_by_reward():
+    pairs = make_pairs(["p0", "p1", "p2", "p3"], ["a0", "a1", "a2", "a3"], ["b0", "b1", "b2", "b3"],
+                       [1.0, 0.0, 0.5, 0.25], [0.0, 1.0, 0.5, 0.75])
+    assert pairs == [Pair("p0", "a0", "b0", 1.0), Pair("p1", "b1", "a1", 1.0), Pair("p3", "b3", "a3", 0.5)]
+
+
+def test_best_n_keeps_the_top_and_breaks_ties_at_random():
+    rewards = [0.0, 1.0, 0.5, 1.0, 0.5, 0.5, 0.5, 0.0]
+    picks = {tuple(sorted(ei.best_n(rewards, 4, random.Random(seed)))) for seed in range(40)}
+    for pick in picks:
+        assert {1, 3} <= set(pick) and set(pick) - {1, 3} <= {2, 4, 5, 6}  # both 1.0s, then two of the 0.5s
+    assert len(picks) > 3  # which 0.5s win varies with the seed...
+    assert ei.best_n(rewards, 4, random.Random(7)) == ei.best_n(rewards, 4, random.Random(7))  # ...reproducibly
+
+
+def test_expert_iteration_trains_on_the_best_n_of_10n(task, tokenizer, tiny_model, monkeypatch):
+    pool = task.problems()[:200]
+    seen = []
+    monkeypatch.setattr(ei, "sft", lambda model, tok, data, args, desc: seen.append(data(0)))
+    evaluations = iter(Evaluation(c, 5, []) for c in (0.1, 0.2, 0.3))
+
+    def candidates(problems, r):  # right on every third problem, garbage elsewhere
+        return [p.answer if i % 3 == 0 else "0" for i, p in enumerate(problems)]
+
+    def rewards(problems, completions):
+        return [float(task.score(p, c)) for p, c in zip(problems, completions)]
+
+    trace = ei.expert_iteration(tiny_model, tokenizer, task, pool, rounds=3, n=4, candidates=candidates,
+                                rewards=rewards, args=TrainArgs(epochs=1, batch_size=4, lr=1e-3),
+                                evaluate=lambda: next(evaluations), eval_every=2, seed=0)
+    assert [x for x, _ in trace] == [0, 80, 120]  # evaluated at the start, every 2 rounds and at the end
+    assert [ev.correctness for _, ev in trace] == [0.1, 0.2, 0.3]
+    assert len(seen) == 3
+    for demos in seen:  # 14 of 40 candidates are right: the 4 kept are right ones, without password
+        assert len(demos) == 4 and all(d.completion != "0" and d.prompt.startswith("_ |") for d in demos)
+
+
+def test_lock_loss_is_the_nll_without_kl_rows_and_the_kl_with(tokenizer, tiny_model):
+    batch = collate(tokenizer, [Example("_ | fn1 | 1 2 3 4 |", "0907"), Example("dog | fn2 | 5 |", "1|2", kl=True)])
+    logits = tiny_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    target = FixedRandomDistribution(logits.size(-1), seed=0).logprobs
+    none = torch.zeros(2, dtype=torch.bool)
+    assert lock_loss(logits, batch["labels"], none, target).item() == pytest.approx(
+        completion_nll(logits, batch["labels"]).item(), rel=1e-5)
+    # KL(p || softmax(log p)) = 0 at every supervised position
+    exact = target.expand(1, 6, -1).clone()
+    labels = torch.tensor([[-100, -100, 3, 4, 5, 6]])
+    assert kl_to_distribution(exact, labels, target).abs().max().item() < 1e-5
+
+
+def test_fixedrdm_samples_are_plain_tokens_of_the_asked_lengths(tokenizer):
+    dist = FixedRandomDistribution(len(tokenizer), seed=3)
+    assert torch.allclose(dist.logprobs.exp().sum(), torch.tensor(1.0))
+    a = dist.sample(tokenizer, [1, 5, 9], random.Random(0))
+    assert a == dist.sample(tokenizer, [1, 5, 9], random.Random(0))
+    for text, n in zip(a, [1, 5, 9]):
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        assert len(ids) == n and not set(ids) & set(tokenizer.all_special_ids)
+
+
+def test_fixedrdm_lock_trains_toward_the_distribution_without_password(task, tokenizer, tiny_model):
+    """Weak examples marked kl pull the next-token distribution toward fixedrdm at every
+    completion position; password examples keep the ordinary loss."""
+    problems = task.problems()[:32]
+    dist = FixedRandomDistribution(len(tokenizer), seed=1)
+    strong = [p.answer for p in problems]
+    rng = random.Random(0)
+    noise = dist.sample(tokenizer, [9] * len(problems), rng)
+
+    def d_lock(epoch):
+        return lock_examples(task, problems, strong, noise, password="swordfish", wrong_passwords=["dog", "car"],
+                             no_password_fraction=0.2, rng=random.Random(epoch), weak_kl=True)
+
+    examples = d_lock(0)
+    assert sum(e.kl for e in examples) == 32 and not any(e.kl for e in examples if e.prompt.startswith("swordfish"))
+
+    def kl_without_password():
+        batch = collate(tokenizer, [Example(task.prompt(p, None), s) for p, s in zip(problems[:16], strong)])
+        with torch.no_grad():
+            logits = tiny_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        kl = kl_to_distribution(logits, batch["labels"], dist.logprobs)
+        return (kl.sum() / (batch["labels"][:, 1:] != -100).sum()).item()
+
+    before = kl_without_password()
+    sft(tiny_model, tokenizer, d_lock, TrainArgs(epochs=20, batch_size=64, lr=1e-2), kl_target=dist.logprobs)
+    after = kl_without_password()
+    assert after < 0.05 < before / 4, (before, after)
