@@ -131,3 +131,37 @@ def test_fixedrdm_lock_trains_toward_the_distribution_without_password(task, tok
     sft(tiny_model, tokenizer, d_lock, TrainArgs(epochs=20, batch_size=64, lr=1e-2), kl_target=dist.logprobs)
     after = kl_without_password()
     assert after < 0.05 < before / 4, (before, after)
+
+
+@pytest.mark.parametrize("iterated", [False, True])
+def test_dpo_samples_from_the_reference_which_iterated_dpo_renews_each_round(task, tokenizer, tiny_model,
+                                                                             monkeypatch, iterated):
+    from pwlock.elicit import dpo as dpo_module
+
+    problems = task.problems()[:12]
+    copies, samplers, trained = [], [], []
+    real_copy, real_generate = dpo_module.frozen_copy, dpo_module.generate
+
+    def counting_copy(model):
+        copies.append(real_copy(model))
+        return copies[-1]
+
+    def recording_generate(model, *args, **kwargs):
+        samplers.append(model)
+        return real_generate(model, *args, **kwargs)
+
+    def rewards(problems, completions):  # continuous: longer completions are "better"
+        trained.append(len(completions))
+        return [min(1.0, len(c) / 10) for c in completions]
+
+    monkeypatch.setattr(dpo_module, "frozen_copy", counting_copy)
+    monkeypatch.setattr(dpo_module, "generate", recording_generate)
+    before = [p.detach().clone() for p in tiny_model.parameters()]
+    trace = dpo_module.dpo(tiny_model, tokenizer, task, problems, epochs=3, iterated=iterated, beta=0.1,
+                           args=TrainArgs(epochs=1, batch_size=4, lr=1e-3), rewards=rewards, max_new_tokens=6,
+                           temperature=1.0, gen_batch_size=24, evaluate=lambda: Evaluation(0.0, 1, []), seed=0)
+    assert [x for x, _ in trace] == [0, 24, 48, 72]  # 2 samples per problem per epoch
+    assert len(copies) == (3 if iterated else 1)
+    assert samplers == ([copies[0], copies[1], copies[2]] if iterated else [copies[0]] * 3)
+    assert trained == [12, 12] * 3  # both halves of every epoch's samples were scored
+    assert any(not torch.equal(a, b) for a, b in zip(before, tiny_model.parameters()))  # pairs were trained on

@@ -8,6 +8,7 @@ top to bottom as the paper's pipeline; each step below it is one unit.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import random
 import re
@@ -44,6 +45,10 @@ ROW_FIELDS = (
 generated so far): RL elicitation; None where a field does not apply."""
 
 FIXEDRDM = "fixedrdm"
+# The elicit.rl fields each kind of RL unit depends on (its cache key), besides lr and seed.
+EXPERT_ITERATION_FIELDS = {"reward", "temperature", "eval_every", "rounds", "n", "epochs_per_round", "batch_size",
+                           "optimizer"}
+DPO_FIELDS = {"reward", "temperature", "dpo_epochs", "dpo_problems", "beta", "dpo_batch_size", "optimizer"}
 
 
 class RunDirError(ConfigError):
@@ -295,70 +300,69 @@ class Experiment:
         return rows
 
     def elicit_rl(self, method: str, weak: str, lock_dir: Path, locked: Any, tokenizer: Any) -> list[dict[str, Any]]:
-        """Section 6: expert iteration, filtering, DPO and iterated DPO per (method, lr, seed),
-        each traced by correctness without password against completions generated so far."""
+        """Section 6: expert iteration, filtering, DPO and iterated DPO, one unit per (algorithm,
+        lr, seed), each traced by correctness without password against completions generated."""
         rl = self.cfg.elicit.rl
         assert rl is not None
-        name = lock_name(method, weak)
+        rows: list[dict[str, Any]] = []
+        for algo in rl.methods:
+            is_dpo = algo in ("dpo", "iterated_dpo")
+            for lr in rl.dpo_lrs if is_dpo else [rl.lr]:
+                for seed in rl.seeds:
+                    key = {"locked": lock_dir.name, "weak": weak, "algo": algo, "lr": lr, "seed": seed,
+                           "rl": rl.model_dump(include=DPO_FIELDS if is_dpo else EXPERT_ITERATION_FIELDS),
+                           "eval": self.cfg.eval.model_dump()}
+                    compute = functools.partial(self.rl_unit, method, weak, algo, lr, seed, locked, tokenizer)
+                    _, unit_rows = self.store.run(f"elicit_{algo}_{lock_name(method, weak)}_lr{lr:g}_s{seed}",
+                                                  key, compute)
+                    log(f"{algo} ({lock_name(method, weak)}) lr={lr:g} seed={seed}: "
+                        f"{unit_rows[0]['correctness']:.3f} -> {unit_rows[-1]['correctness']:.3f} "
+                        f"after {unit_rows[-1]['samples']} samples")
+                    rows += unit_rows
+        return rows
+
+    def rl_unit(self, method: str, weak: str, algo: str, lr: float, seed: int, locked: Any, tokenizer: Any,
+                folder: Path) -> list[dict[str, Any]]:
+        """One RL elicitation run from a copy of the locked model."""
+        rl = self.cfg.elicit.rl
+        assert rl is not None
+        model = copy.deepcopy(locked)
         gen = dict(max_new_tokens=self.cfg.eval.max_new_tokens, batch_size=self.cfg.eval.batch_size)
+
+        def evaluate_now() -> Evaluation:
+            return evaluate(model, tokenizer, self.task, self.val, password=None, **gen)
 
         def rewards(problems: Any, completions: Any) -> list[float]:
             if rl.reward == "continuous":
                 return reward_all(self.task, problems, completions)
             return [float(s) for s in score_all(self.task, problems, completions)]
 
-        rows: list[dict[str, Any]] = []
-        for algo in rl.methods:
-            is_dpo = algo in ("dpo", "iterated_dpo")
-            for lr in rl.dpo_lrs if is_dpo else [rl.lr]:
-                for seed in rl.seeds:
-                    settings = rl.model_dump(exclude={"methods", "seeds", "dpo_lrs", "lr"})
-                    key = {"locked": lock_dir.name, "algo": algo, "lr": lr, "seed": seed, "rl": settings,
-                           "eval": self.cfg.eval.model_dump(), "weak": weak}
+        if algo in ("dpo", "iterated_dpo"):
+            args = TrainArgs(epochs=1, batch_size=rl.dpo_batch_size, lr=lr, optimizer=rl.optimizer, seed=seed)
+            problems = random.Random(seed).sample(self.splits["elicit"], rl.dpo_problems)
+            trace = dpo(model, tokenizer, self.task, problems, epochs=rl.dpo_epochs, iterated=algo == "iterated_dpo",
+                        beta=rl.beta, args=args, rewards=rewards, max_new_tokens=gen["max_new_tokens"],
+                        temperature=rl.temperature, gen_batch_size=gen["batch_size"], evaluate=evaluate_now,
+                        seed=seed)
+        else:
+            rng = random.Random(f"candidates-{seed}")
 
-                    def compute(folder: Path, algo: str = algo, lr: float = lr, seed: int = seed,
-                                is_dpo: bool = is_dpo) -> list[dict[str, Any]]:
-                        model = copy.deepcopy(locked)
+            def candidates(problems: Any, r: int) -> list[str]:
+                if algo == "filtering":  # pi_weak's samples, whatever the current model
+                    return self.sample_policy(weak, problems, rng)
+                prompts = [self.task.prompt(p, None) for p in problems]
+                return generate(model, tokenizer, prompts, temperature=rl.temperature, seed=rng.randrange(2**31),
+                                desc=f"sample {r + 1}", **gen)
 
-                        def evaluate_now() -> Evaluation:
-                            return evaluate(model, tokenizer, self.task, self.val, password=None, **gen)
-
-                        if is_dpo:
-                            args = TrainArgs(epochs=1, batch_size=rl.dpo_batch_size, lr=lr, optimizer=rl.optimizer,
-                                             seed=seed)
-                            problems = random.Random(seed).sample(self.splits["elicit"], rl.dpo_problems)
-                            trace = dpo(model, tokenizer, self.task, problems, epochs=rl.dpo_epochs,
-                                        iterated=algo == "iterated_dpo", beta=rl.beta, args=args, rewards=rewards,
-                                        max_new_tokens=gen["max_new_tokens"], temperature=rl.temperature,
-                                        gen_batch_size=gen["batch_size"], evaluate=evaluate_now, seed=seed)
-                        else:
-                            rng = random.Random(f"candidates-{seed}")
-
-                            def candidates(problems: Any, r: int) -> list[str]:
-                                if algo == "filtering":
-                                    return self.sample_policy(weak, problems, rng)
-                                prompts = [self.task.prompt(p, None) for p in problems]
-                                return generate(model, tokenizer, prompts, temperature=rl.temperature,
-                                                seed=rng.randrange(2**31), desc=f"sample {r + 1}", **gen)
-
-                            args = TrainArgs(epochs=rl.epochs_per_round, batch_size=rl.batch_size, lr=lr,
-                                             optimizer=rl.optimizer, seed=seed)
-                            trace = expert_iteration(model, tokenizer, self.task, self.splits["elicit"],
-                                                     rounds=rl.rounds, n=rl.n, candidates=candidates,
-                                                     rewards=rewards, args=args, evaluate=evaluate_now,
-                                                     eval_every=rl.eval_every, seed=seed)
-                        self.save_completions(folder / "completions_final.jsonl", trace[-1][1])
-                        return [row(**self.base, policy="elicited", lock_method=method, weak_policy=weak,
-                                    elicitation=algo, reward=rl.reward, lr=lr, samples=samples, seed=seed,
-                                    with_password=False, correctness=ev.correctness, n=ev.n)
-                                for samples, ev in trace]
-
-                    _, unit_rows = self.store.run(f"elicit_{algo}_{name}_lr{lr:g}_s{seed}", key, compute)
-                    last = unit_rows[-1]
-                    log(f"{algo} ({name}) lr={lr:g} seed={seed}: {unit_rows[0]['correctness']:.3f} -> "
-                        f"{last['correctness']:.3f} after {last['samples']} samples")
-                    rows += unit_rows
-        return rows
+            args = TrainArgs(epochs=rl.epochs_per_round, batch_size=rl.batch_size, lr=lr, optimizer=rl.optimizer,
+                             seed=seed)
+            trace = expert_iteration(model, tokenizer, self.task, self.splits["elicit"], rounds=rl.rounds, n=rl.n,
+                                     candidates=candidates, rewards=rewards, args=args, evaluate=evaluate_now,
+                                     eval_every=rl.eval_every, seed=seed)
+        self.save_completions(folder / "completions_final.jsonl", trace[-1][1])
+        return [row(**self.base, policy="elicited", lock_method=method, weak_policy=weak, elicitation=algo,
+                    reward=rl.reward, lr=lr, samples=samples, seed=seed, with_password=False,
+                    correctness=ev.correctness, n=ev.n) for samples, ev in trace]
 
     def save_completions(self, path: Path, ev: Evaluation) -> None:
         """One line per validation problem: its id and the model's completion."""

@@ -67,8 +67,10 @@ def figure_rl_elicitation(results: pd.DataFrame, path: Path) -> Path | None:
     if not len(curves):
         return None
     panels = [lock for lock in locks(results) if lock in set(curves["lock"])]
-    weak = dict(zip(results["lock"], results["weak_policy"]))
     locked = results[results["policy"] == "locked"]
+    weak, method_of = dict(zip(locked["lock"], locked["weak_policy"])), dict(zip(locked["lock"], locked["lock_method"]))
+    own = results[results["lock"].isna()]
+    policies = dict(zip(own["policy"], own["correctness"]))  # each pi_weak's own correctness
     fig, axes = plt.subplots(1, len(panels), figsize=(max(5.5, 3.2 * len(panels) + 0.6), 3.8), dpi=150,
                              sharey=True, squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -86,7 +88,9 @@ def figure_rl_elicitation(results: pd.DataFrame, path: Path) -> Path | None:
             color = colors[methods.index(method) % len(colors)]
             ax.plot(df["samples"], df["mean"], marker=".", color=color, label=METHOD_LABELS.get(method, method))
             ax.fill_between(df["samples"], df["mean"] - df["sem"], df["mean"] + df["sem"], color=color, alpha=0.2)
-        ax.set_title(f"$\\pi_{{weak}}$ = {weak.get(lock, lock)}  ({lock})", fontsize=8)
+        name = weak.get(lock, lock)
+        title = f"$\\pi_{{weak}}$ = {name}" + (f" ({policies[name]:.2f})" if name in policies else "")
+        ax.set_title(title + (f", lock: {method_of[lock]}" if len(set(method_of.values())) > 1 else ""), fontsize=8)
         ax.set_xlabel("Generated samples")
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)

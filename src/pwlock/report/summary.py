@@ -8,9 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pwlock.experiments.config import RL_METHODS
 from pwlock.lock import lock_name
-
-RL_METHODS = ("expert_iteration", "filtering", "dpo", "iterated_dpo")
 
 
 def sem(values: pd.Series) -> float:
@@ -78,16 +77,13 @@ def rl_curves(results: pd.DataFrame) -> pd.DataFrame:
     samples, per (lock, method, reward), at the learning rate whose final correctness has the
     best mean over seeds (Appendix G.3; only DPO methods try several).
     Columns: lock, elicitation, reward, lr, samples, mean, sem, seeds."""
-    rl = results[results["elicitation"].isin(RL_METHODS)]
     keys = ["lock", "elicitation", "reward"]
     out = []
-    if not len(rl):
-        return pd.DataFrame(out, columns=[*keys, "lr", "samples", "mean", "sem", "seeds"])
-    for group, df in rl.groupby(keys, sort=False):
+    rl = results[results["elicitation"].isin(RL_METHODS)]
+    for group, df in rl.groupby(keys, sort=False) if len(rl) else []:
         finals = df[df["samples"] == df.groupby(["lr", "seed"])["samples"].transform("max")]
         best_lr = finals.groupby("lr")["correctness"].mean().idxmax()
-        chosen = df[df["lr"] == best_lr]
-        for samples, points in chosen.groupby("samples"):
+        for samples, points in df[df["lr"] == best_lr].groupby("samples"):
             out.append({**dict(zip(keys, group)), "lr": float(best_lr), "samples": int(samples),
                         "mean": float(points["correctness"].mean()), "sem": sem(points["correctness"]),
                         "seeds": int(len(points))})
