@@ -43,6 +43,16 @@ class Task(Protocol):
         ...
 
 
+def keep_subset(problems: list[Problem], max_problems: int | None, seed: int = 0) -> list[Problem]:
+    """The first `max_problems` problems of a fixed shuffle, in their source order (all when
+    None): a smaller task whose problems do not depend on how many are kept."""
+    if max_problems is None or max_problems >= len(problems):
+        return problems
+    keep = list(range(len(problems)))
+    random.Random(seed).shuffle(keep)
+    return [problems[i] for i in sorted(keep[:max_problems])]
+
+
 def score_all(task: Task, problems: Sequence[Problem], completions: Sequence[str]) -> list[bool]:
     """`task.score` over many completions; tasks whose scoring is costly (running code,
     embedding text) may define `score_batch(problems, completions)` to do it in parallel."""

