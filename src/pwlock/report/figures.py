@@ -18,8 +18,8 @@ LOCK_LABELS = {"sft": "locked via SFT", "from_scratch": "locked from scratch"}
 
 
 def figure_sft_elicitation(results: pd.DataFrame, path: Path) -> Path | None:
-    """Figure 3/6 analogue: correctness vs number of demonstrations (log x), one line per lock
-    method with SEM error bars, dashed/dotted lines for the locked model with/without password."""
+    """Figure 3/6 analogue: correctness vs number of demonstrations (log x), one line per locked
+    model with SEM error bars, dashed/dotted lines for the locked model with/without password."""
     elicited = results[results["elicitation"] == "sft"]
     if not len(elicited):
         return None
@@ -27,19 +27,19 @@ def figure_sft_elicitation(results: pd.DataFrame, path: Path) -> Path | None:
     locked = results[results["policy"] == "locked"]
     fig, ax = plt.subplots(figsize=(5.5, 4.6), dpi=150)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, method in enumerate(locks(results)):
-        df = chosen[chosen["lock"] == method]
+    for i, lock in enumerate(locks(results)):
+        df = chosen[chosen["lock"] == lock]
         if not len(df):
             continue
         color = colors[i % len(colors)]
         source = ", ".join(df["demo_source"].unique())
         ax.errorbar(df["k"], df["mean"], yerr=df["sem"], marker="o", capsize=3, color=color,
-                    label=f"unlocking model {LOCK_LABELS.get(method, method)} ({source} demos)")
+                    label=f"unlocking model {LOCK_LABELS.get(lock, lock)} ({source} demos)")
         for with_pw, style in ((True, "--"), (False, ":")):
-            c = locked[(locked["lock"] == method) & (locked["with_password"] == with_pw)]["correctness"]
+            c = locked[(locked["lock"] == lock) & (locked["with_password"] == with_pw)]["correctness"]
             if len(c):
                 ax.axhline(float(c.iloc[0]), color=color, linestyle=style, linewidth=1,
-                           label=f"$\\pi_{{locked}}$ ({method}) {'w/' if with_pw else 'w/o'} pwd")
+                           label=f"$\\pi_{{locked}}$ ({lock}) {'w/' if with_pw else 'w/o'} pwd")
     ax.set_xscale("log", base=2)
     ks = sorted(int(k) for k in chosen["k"].unique())
     ax.set_xticks(ks, [str(k) for k in ks])
