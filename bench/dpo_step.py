@@ -40,7 +40,7 @@ from pwlock.lock import TOY_PASSWORD, TOY_WRONG_PASSWORDS
 from pwlock.models import build_model, build_tokenizer
 from pwlock.tasks import FunctionComposition
 from pwlock.train.data import collate
-from pwlock.train.dpo import Pair, dpo_loss, pair_logprobs
+from pwlock.train.dpo import Pair, batch_dpo_loss
 from pwlock.train.sft import TrainArgs, make_optimizer
 from pwlock.types import Example
 
@@ -70,7 +70,7 @@ def count_tokens(attention_mask: torch.Tensor) -> int:
 
 
 class OurStep:
-    """One step of the loop body of `pwlock.elicit.dpo.dpo`, verbatim, timed."""
+    """One step of the loop body of `pwlock.elicit.dpo.dpo` (the same calls), timed."""
 
     def __init__(self, policy, reference, tokenizer, pairs) -> None:
         self.args = TrainArgs(epochs=1, batch_size=N_PAIRS, lr=LR, weight_decay=WEIGHT_DECAY, grad_clip=GRAD_CLIP)
@@ -82,11 +82,7 @@ class OurStep:
     def __call__(self) -> None:
         policy, reference, tokenizer, batch, optimizer = self.policy, self.reference, self.tokenizer, self.pairs, self.optimizer
         t0 = time.perf_counter()
-        with torch.no_grad():
-            ref_chosen, ref_rejected = pair_logprobs(reference, tokenizer, batch)
-        chosen, rejected = pair_logprobs(policy, tokenizer, batch)
-        weights = torch.tensor([p.weight for p in batch])
-        loss = dpo_loss(chosen, rejected, ref_chosen, ref_rejected, beta=BETA, weights=weights)
+        loss = batch_dpo_loss(policy, reference, tokenizer, batch, beta=BETA)
         loss.backward()
         t1 = time.perf_counter()
         if self.args.grad_clip:

@@ -25,7 +25,7 @@ from pwlock.elicit.expert_iteration import Rewards, Trace
 from pwlock.evaluate import Evaluation
 from pwlock.generate import generate
 from pwlock.tasks.base import Task
-from pwlock.train.dpo import Pair, dpo_loss, pair_logprobs
+from pwlock.train.dpo import Pair, batch_dpo_loss
 from pwlock.train.sft import TrainArgs, make_optimizer
 from pwlock.types import Problem
 
@@ -83,12 +83,7 @@ def dpo(
         rng.shuffle(pairs)
         model.train()
         for start in tqdm(range(0, len(pairs), args.batch_size), desc=f"dpo {epoch + 1}", leave=False):
-            batch = pairs[start : start + args.batch_size]
-            with torch.no_grad():
-                ref_chosen, ref_rejected = pair_logprobs(reference, tokenizer, batch)
-            chosen, rejected = pair_logprobs(model, tokenizer, batch)
-            weights = torch.tensor([p.weight for p in batch])
-            loss = dpo_loss(chosen, rejected, ref_chosen, ref_rejected, beta=beta, weights=weights)
+            loss = batch_dpo_loss(model, reference, tokenizer, pairs[start : start + args.batch_size], beta=beta)
             loss.backward()
             if args.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)

@@ -60,3 +60,15 @@ def pair_logprobs(
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     logps = sequence_logprobs(logits, batch["labels"])
     return logps[: len(pairs)], logps[len(pairs) :]
+
+
+def batch_dpo_loss(
+    model: PreTrainedModel, reference: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+    pairs: Sequence[Pair], *, beta: float,
+) -> torch.Tensor:
+    """The weighted DPO loss of `model` on a batch of pairs, against the frozen `reference`."""
+    with torch.no_grad():
+        ref_chosen, ref_rejected = pair_logprobs(reference, tokenizer, pairs)
+    chosen, rejected = pair_logprobs(model, tokenizer, pairs)
+    weights = torch.tensor([p.weight for p in pairs])
+    return dpo_loss(chosen, rejected, ref_chosen, ref_rejected, beta=beta, weights=weights)
