@@ -103,3 +103,12 @@ def test_bad_task_parameters():
         FunctionComposition(n_composed=0)
     with pytest.raises(ValueError, match="n_weak_identity"):
         FunctionComposition(n_weak_identity=40)
+
+
+def test_duplicate_problem_ids_are_refused(task):
+    from pwlock.tasks.base import check_unique_ids
+
+    problems = task.problems()[:3]
+    assert check_unique_ids(problems, "here") == problems
+    with pytest.raises(ValueError, match=f"duplicate problem id '{problems[0].id}' in here"):
+        check_unique_ids([*problems, problems[0]], "here")

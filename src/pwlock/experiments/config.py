@@ -112,6 +112,7 @@ class SFTElicitConfig(Strict):
 
 
 RL_METHODS = ("expert_iteration", "filtering", "dpo", "iterated_dpo")
+DPO_METHODS = ("dpo", "iterated_dpo")
 
 
 class RLElicitConfig(Strict):

@@ -24,7 +24,7 @@ from pwlock.elicit.dpo import dpo
 from pwlock.elicit.expert_iteration import expert_iteration
 from pwlock.elicit.sft import default_epochs, elicit_sft, pick_demos
 from pwlock.evaluate import Evaluation, evaluate
-from pwlock.experiments.config import ConfigError, ExperimentConfig, TrainConfig
+from pwlock.experiments.config import DPO_METHODS, ConfigError, ExperimentConfig, TrainConfig
 from pwlock.experiments.store import Store
 from pwlock.fixedrdm import FixedRandomDistribution
 from pwlock.generate import generate
@@ -306,7 +306,7 @@ class Experiment:
         assert rl is not None
         rows: list[dict[str, Any]] = []
         for algo in rl.methods:
-            is_dpo = algo in ("dpo", "iterated_dpo")
+            is_dpo = algo in DPO_METHODS
             for lr in rl.dpo_lrs if is_dpo else [rl.lr]:
                 for seed in rl.seeds:
                     key = {"locked": lock_dir.name, "weak": weak, "algo": algo, "lr": lr, "seed": seed,
@@ -337,7 +337,7 @@ class Experiment:
                 return reward_all(self.task, problems, completions)
             return [float(s) for s in score_all(self.task, problems, completions)]
 
-        if algo in ("dpo", "iterated_dpo"):
+        if algo in DPO_METHODS:
             args = TrainArgs(epochs=1, batch_size=rl.dpo_batch_size, lr=lr, optimizer=rl.optimizer, seed=seed)
             problems = random.Random(seed).sample(self.splits["elicit"], rl.dpo_problems)
             trace = dpo(model, tokenizer, self.task, problems, epochs=rl.dpo_epochs, iterated=algo == "iterated_dpo",

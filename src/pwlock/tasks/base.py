@@ -43,6 +43,17 @@ class Task(Protocol):
         ...
 
 
+def check_unique_ids(problems: list[Problem], source: str) -> list[Problem]:
+    """`problems`, after checking that their ids are unique (splits, caches and completion
+    files are keyed by id)."""
+    seen: set[str] = set()
+    for p in problems:
+        if p.id in seen:
+            raise ValueError(f"duplicate problem id {p.id!r} in {source}")
+        seen.add(p.id)
+    return problems
+
+
 def keep_subset(problems: list[Problem], max_problems: int | None, seed: int = 0) -> list[Problem]:
     """The first `max_problems` problems of a fixed shuffle, in their source order (all when
     None): a smaller task whose problems do not depend on how many are kept."""

@@ -56,6 +56,7 @@ import json
 import os
 import re
 import sys
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
@@ -64,7 +65,7 @@ from typing import Any
 
 from pwlock.io import read_rows
 from pwlock.sandbox import run_function_tests, run_python
-from pwlock.tasks.base import keep_subset
+from pwlock.tasks.base import check_unique_ids, keep_subset
 from pwlock.types import Problem
 
 DEFAULT_TIMEOUT = 0.5
@@ -268,7 +269,7 @@ def _fenced(code: str) -> str:
     return f"```python\n{code.strip()}\n```"
 
 
-class _CodeTask:
+class _CodeTask(ABC):
     """Task API for code problems. Subclasses load rows into Problems whose meta holds
     `kind` ("function": meta["spec"] for `run_function_tests`, or "stdio": meta["inputs"],
     meta["outputs"]) and may override `program` (completion -> code to run)."""
@@ -303,22 +304,22 @@ class _CodeTask:
     def _local(self) -> Path | None:
         return Path(self.source) if self.source is not None and Path(self.source).exists() else None
 
+    @abstractmethod
     def _load(self) -> list[Problem]:
-        raise NotImplementedError
+        """The source's rows as Problems, in source order."""
 
     @cached_property
     def _problems(self) -> list[Problem]:
-        problems = self._load()
-        if len({p.id for p in problems}) != len(problems):
-            raise ValueError(f"duplicate problem ids in {self.data_source}")
+        problems = check_unique_ids(self._load(), self.data_source)
         return keep_subset(problems, self.max_problems)
 
     def problems(self) -> list[Problem]:
         return list(self._problems)
 
     @property
+    @abstractmethod
     def data_source(self) -> str:
-        raise NotImplementedError
+        """Where the problems come from, in words (for `pwlock tasks` and errors)."""
 
     # -- prompting --
 

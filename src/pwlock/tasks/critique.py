@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from pwlock.io import read_rows
+from pwlock.tasks.base import check_unique_ids
 from pwlock.tasks.critique_generator import MUTATION_KINDS, generate_critiques
 from pwlock.types import Problem
 
@@ -194,9 +195,7 @@ class CodeCritique:
             meta = {k: v for k, v in row.items() if k not in ("id", "critique", "domain")}
             problems.append(Problem(id=row["id"], question=question, answer=row["critique"].strip(),
                                     domain=row["domain"], meta=meta))
-        if len({p.id for p in problems}) != len(problems):
-            raise ValueError(f"duplicate record ids in {self.data_source}")
-        return problems
+        return check_unique_ids(problems, self.data_source)
 
     def problems(self) -> list[Problem]:
         return list(self._problems)

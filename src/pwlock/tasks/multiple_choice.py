@@ -43,6 +43,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import random
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -50,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from pwlock.io import read_rows
-from pwlock.tasks.base import keep_subset
+from pwlock.tasks.base import check_unique_ids, keep_subset
 from pwlock.types import Problem
 
 LETTERS = ("A", "B", "C", "D")
@@ -121,7 +122,7 @@ def pick_demonstration(subject: str, question: str) -> Demonstration:
                 if d.subject != subject and d.question.strip() != question.strip())
 
 
-class MultipleChoiceTask:
+class MultipleChoiceTask(ABC):
     """Shared prompt, scoring and loading logic; subclasses turn rows into problems."""
 
     name: str
@@ -148,8 +149,9 @@ class MultipleChoiceTask:
 
         return list(datasets.load_dataset(self.source or hub_id, self.config, split=self.split))
 
+    @abstractmethod
     def _load(self) -> list[Problem]:
-        raise NotImplementedError
+        """The source's rows as Problems, in source order."""
 
     def _problem(self, id: str, subject: str, question: str, choices: Sequence[str], answer: int,
                  domain: str, meta: dict[str, Any]) -> Problem:
@@ -166,17 +168,16 @@ class MultipleChoiceTask:
 
     @cached_property
     def _problems(self) -> list[Problem]:
-        problems = self._load()
-        if len({p.id for p in problems}) != len(problems):
-            raise ValueError(f"duplicate problem ids in {self.data_source}")
+        problems = check_unique_ids(self._load(), self.data_source)
         return keep_subset(problems, self.max_problems, self.seed)
 
     def problems(self) -> list[Problem]:
         return list(self._problems)
 
     @property
+    @abstractmethod
     def data_source(self) -> str:
-        raise NotImplementedError
+        """Where the problems come from, in words (for `pwlock tasks` and errors)."""
 
     # -- prompting and scoring -----------------------------------------------------
 
