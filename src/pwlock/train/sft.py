@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pwlock.train.data import collate
-from pwlock.train.losses import completion_nll, lock_loss
+from pwlock.train.losses import IGNORE_INDEX, completion_nll, lock_loss
 from pwlock.types import Example
 
 
@@ -56,6 +56,27 @@ def lr_factor(step: int, total: int, args: TrainArgs) -> float:
     if args.schedule == "linear":
         return max(0.0, (total - step) / max(1, total - args.warmup_steps))
     return 1.0
+
+
+def batch_loss(model: PreTrainedModel, batch: dict[str, torch.Tensor], kl_target: torch.Tensor | None = None,
+               ) -> torch.Tensor:
+    """The SFT loss of one collated batch: completion NLL, or `lock_loss` when rows are marked kl.
+
+    Logits are computed only from the first position that predicts a supervised token on:
+    the LM head over the prompt positions is skipped. With a 49k vocabulary that head is
+    a large share of a small model's compute, and the prompt is often most of the tokens.
+    """
+    labels = batch["labels"]
+    supervised = (labels != IGNORE_INDEX).any(0).nonzero()
+    start = max(0, int(supervised[0]) - 1) if len(supervised) else 0
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                   logits_to_keep=labels.shape[1] - start).logits
+    labels = labels[:, start:]
+    if batch["kl"].any():
+        if kl_target is None:
+            raise ValueError("examples marked kl need a kl_target distribution")
+        return lock_loss(logits, labels, batch["kl"], kl_target)
+    return completion_nll(logits, labels)
 
 
 def sft(
@@ -95,13 +116,7 @@ def sft(
         epoch_loss = 0.0
         for start in range(0, len(examples), args.batch_size):
             batch = collate(tokenizer, examples[start : start + args.batch_size])
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            if batch["kl"].any():
-                if kl_target is None:
-                    raise ValueError(f"{desc}: examples marked kl need a kl_target distribution")
-                loss = lock_loss(logits, batch["labels"], batch["kl"], kl_target)
-            else:
-                loss = completion_nll(logits, batch["labels"])
+            loss = batch_loss(model, batch, kl_target)
             loss.backward()
             if args.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
