@@ -6,6 +6,7 @@ import pytest
 
 from pwlock.cli import main, packaged_config
 from pwlock.experiments.config import ConfigError, load_config
+from pwlock.experiments.runner import build_task
 from tests.helpers import write_config
 
 
@@ -25,12 +26,33 @@ def test_unknown_field_is_named(tmp_path):
 
 
 def test_ill_typed_field_is_named(tmp_path):
-    path = write_config(tmp_path / "c.yaml", task__n_problems="many")
-    with pytest.raises(ConfigError, match=r"task\.n_problems: .*integer.*'many'"):
+    path = write_config(tmp_path / "c.yaml", lock__methods=["sft", "magic"])
+    with pytest.raises(ConfigError, match=r"lock\.methods\.1"):
         load_config(path)
     path = write_config(tmp_path / "c.yaml", lock__methods=["sft", "magic"])
     with pytest.raises(ConfigError, match=r"lock\.methods\.1"):
         load_config(path)
+
+
+def test_task_fields_are_checked_against_the_task(tmp_path):
+    """Task fields go to the task's constructor; bad ones are named when the task is built."""
+    with pytest.raises(ConfigError, match=r"task\.n_problems: .*integer"):
+        build_task(load_config(write_config(tmp_path / "c.yaml", task__n_problems="many")))
+    with pytest.raises(ConfigError, match=r"task\.n_problem: Unexpected keyword"):
+        build_task(load_config(write_config(tmp_path / "c.yaml", task__n_problem=10)))
+    with pytest.raises(ConfigError, match=r"task\.name: unknown task 'nope'"):
+        build_task(load_config(write_config(tmp_path / "c.yaml", task__name="nope")))
+    task = build_task(load_config(write_config(tmp_path / "c.yaml", task__name="arithmetic", task__n_problems=30)))
+    assert task.name == "arithmetic" and len(task.problems()) == 30
+
+
+def test_policy_fields_must_fit_together(tmp_path):
+    with pytest.raises(ConfigError, match="policies.weak_model is not set"):
+        load_config(write_config(tmp_path / "c.yaml", lock__weak_policies=["model"]))
+    with pytest.raises(ConfigError, match="needs a pretrained model.name"):
+        load_config(write_config(tmp_path / "c.yaml", policies__strong="model"))
+    with pytest.raises(ConfigError, match="weak_model and weak_sft go together"):
+        load_config(write_config(tmp_path / "c.yaml", policies__weak_model={"hidden_size": 16}))
 
 
 def test_overrides_are_typed(tmp_path):

@@ -20,16 +20,16 @@ def test_sampling_is_seeded_and_differs_from_greedy(tokenizer, tiny_model):
     assert a == b and len(set(a)) > 1  # an untrained model spreads its mass
 
 
-def test_evaluate_counts_correct_completions(task, tokenizer, tiny_model, monkeypatch):
+def test_evaluate_counts_correct_completions(task, tokenizer, tiny_model):
     problems = task.problems()[:6]
     answers = [p.answer if i % 2 else "0000|0000" for i, p in enumerate(problems)]
-    monkeypatch.setattr("pwlock.evaluate.generate", lambda *a, **k: answers)
-    ev = evaluate(tiny_model, tokenizer, task, problems, password=None, max_new_tokens=4)
+    ev = evaluate(tiny_model, tokenizer, task, problems, password=None, max_new_tokens=4,
+                  generator=lambda *a, **k: answers)
     expected = sum(task.score(p, a) for p, a in zip(problems, answers)) / 6
     assert ev.correctness == expected and ev.n == 6 and ev.completions == answers
 
 
-def test_multiple_choice_tasks_are_evaluated_by_letter_logits_not_generation(monkeypatch):
+def test_multiple_choice_tasks_are_evaluated_by_letter_logits_not_generation():
     from pwlock.models import build_model, build_tokenizer
     from pwlock.tasks.multiple_choice import MMLU
     from tests.test_multiple_choice import FIXTURE
@@ -42,7 +42,6 @@ def test_multiple_choice_tasks_are_evaluated_by_letter_logits_not_generation(mon
     def no_generation(*args, **kwargs):
         raise AssertionError("multiple-choice evaluation must not generate")
 
-    monkeypatch.setattr("pwlock.evaluate.generate", no_generation)
-    ev = evaluate(model, tokenizer, task, problems, password=None, max_new_tokens=4)
+    ev = evaluate(model, tokenizer, task, problems, password=None, max_new_tokens=4, generator=no_generation)
     assert set(ev.completions) <= {"A", "B", "C", "D"} and ev.n == len(problems)
     assert ev.correctness == sum(c == p.answer for p, c in zip(problems, ev.completions)) / len(problems)

@@ -155,11 +155,11 @@ def test_dpo_samples_from_the_reference_which_iterated_dpo_renews_each_round(tas
         return [min(1.0, len(c) / 10) for c in completions]
 
     monkeypatch.setattr(dpo_module, "frozen_copy", counting_copy)
-    monkeypatch.setattr(dpo_module, "generate", recording_generate)
     before = [p.detach().clone() for p in tiny_model.parameters()]
     trace = dpo_module.dpo(tiny_model, tokenizer, task, problems, epochs=3, iterated=iterated, beta=0.1,
                            args=TrainArgs(epochs=1, batch_size=4, lr=1e-3), rewards=rewards, max_new_tokens=6,
-                           temperature=1.0, gen_batch_size=24, evaluate=lambda: Evaluation(0.0, 1, []), seed=0)
+                           temperature=1.0, gen_batch_size=24, evaluate=lambda: Evaluation(0.0, 1, []), seed=0,
+                           generator=recording_generate)
     assert [x for x, _ in trace] == [0, 24, 48, 72]  # 2 samples per problem per epoch
     assert len(copies) == (3 if iterated else 1)
     assert samplers == ([copies[0], copies[1], copies[2]] if iterated else [copies[0]] * 3)

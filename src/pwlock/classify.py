@@ -27,6 +27,8 @@ from typing import Literal
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from pwlock.formatting import pad_left, prompt_ids
+
 Form = Literal["completion", "space"]
 
 
@@ -64,11 +66,7 @@ def choice_logits(
 ) -> torch.Tensor:
     """Next-token logits of each choice's token after each prompt, (N, len(choices)), fp32 on CPU.
 
-    Works with the tokenizer's padding side, left or right:
-
-        left:   [pad pad p0 p1 p2]   last real token at T-1
-        right:  [p0 p1 p2 pad pad]   last real token at mask.sum() - 1
-
+    Prompts are left-padded, so every row's last real token is at position T-1.
     Position ids count real tokens only, so a padded prompt gets the same logits as alone.
     """
     if tokenizer.pad_token_id is None:
@@ -77,26 +75,17 @@ def choice_logits(
     model.eval()
     device = next(model.parameters()).device
     keep_ok = "logits_to_keep" in inspect.signature(model.forward).parameters
-    # similar lengths in one batch: less padding, and (right padding) fewer kept positions
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths: less padding
     out = torch.empty(len(prompts), len(ids))
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
-        batch = tokenizer([prompts[i] for i in rows], return_tensors="pt", padding=True)
-        input_ids = batch["input_ids"].to(device)  # (B, T)
-        mask = batch["attention_mask"].to(device)  # (B, T)
+        input_ids, mask = pad_left(prompt_ids(tokenizer, [prompts[i] for i in rows]), tokenizer.pad_token_id)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T)
-        last = mask.shape[1] - 1 - mask.flip(-1).argmax(-1)  # (B,) index of the last real token
-        kwargs = dict(input_ids=input_ids, attention_mask=mask, position_ids=positions)
-        if keep_ok:  # project only the positions we read onto the vocabulary
-            keep = torch.unique(last)  # (K,) sorted; K == 1 with left padding
-            logits = model(**kwargs, logits_to_keep=keep).logits  # (B, K, V)
-            col = torch.searchsorted(keep, last)
-        else:
-            logits = model(**kwargs).logits  # (B, T, V)
-            col = last
-        picked = logits[torch.arange(len(rows), device=device), col]  # (B, V)
-        out[rows] = picked[:, ids.to(device)].float().cpu()
+        kwargs = dict(input_ids=input_ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device))
+        if keep_ok:  # project only the last position onto the vocabulary
+            kwargs["logits_to_keep"] = 1
+        logits = model(**kwargs).logits[:, -1]  # (B, V)
+        out[rows] = logits[:, ids.to(device)].float().cpu()
     return out
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pwlock.classify import classify
-from pwlock.generate import generate
+from pwlock.generate import Generator, generate
 from pwlock.tasks.base import Task, score_all
 from pwlock.types import Problem
 
@@ -39,13 +39,14 @@ def evaluate(
     password: str | None,
     max_new_tokens: int,
     batch_size: int = 256,
+    generator: Generator = generate,
 ) -> Evaluation:
     prompts = [task.prompt(p, password) for p in problems]
     choices = getattr(task, "choices", None)
     if choices:
         completions = classify(model, tokenizer, prompts, choices, batch_size=batch_size)
     else:
-        completions = generate(
+        completions = generator(
             model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
             desc="eval w/ pwd" if password else "eval w/o pwd",
         )

@@ -1,16 +1,32 @@
-"""Batched generation with Hugging Face `generate` (KV cache, left padding).
+"""Generation backends behind one interface: `Generator`.
 
-One function serves greedy decoding (temperature 0, the paper's evaluation) and plain
-sampling (temperature > 0, top-p 1, no top-k: used by the RL methods).
+A generator turns prompts into completions for a model held in memory:
+
+    generator(model, tokenizer, prompts, *, max_new_tokens, batch_size, temperature, seed, desc) -> list[str]
+
+`generate` (below) is the default: Hugging Face `generate`, batched with left padding and
+the KV cache, on whatever device the model is. `pwlock.vllm_backend.VLLMGenerator` is the
+optional GPU backend (`pip install pwlock[vllm]`). Both serve greedy decoding (temperature
+0, the paper's evaluation) and plain sampling (temperature > 0, top-p 1, no top-k: the RL
+methods). Prompts go through `formatting.prompt_ids`, as in training.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from pwlock.formatting import pad_left, prompt_ids
+
+
+class Generator(Protocol):
+    def __call__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], *,
+                 max_new_tokens: int, batch_size: int = 256, temperature: float = 0.0, seed: int = 0,
+                 desc: str = "generate") -> list[str]: ...
 
 
 @torch.no_grad()
@@ -27,24 +43,22 @@ def generate(
 ) -> list[str]:
     """Completions for `prompts`, in order, decoded without special tokens."""
     model.eval()
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"  # so every prompt ends where generation starts
+    device = next(model.parameters()).device
     torch.manual_seed(seed)
     sampling = dict(do_sample=True, temperature=temperature, top_p=1.0, top_k=0)
-    options = sampling if temperature > 0 else dict(do_sample=False)
+    options = sampling if temperature > 0 else dict(do_sample=False, temperature=None, top_p=None, top_k=None)
+    ids = prompt_ids(tokenizer, prompts)
     out: list[str] = []
-    try:
-        for start in tqdm(range(0, len(prompts), batch_size), desc=desc, leave=False):
-            batch = tokenizer(list(prompts[start : start + batch_size]), return_tensors="pt", padding=True)
-            tokens = model.generate(
-                **batch,
-                max_new_tokens=max_new_tokens,
-                pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                **options,
-            )
-            new = tokens[:, batch["input_ids"].shape[1] :]  # (B, new_T)
-            out.extend(tokenizer.batch_decode(new, skip_special_tokens=True))
-    finally:
-        tokenizer.padding_side = side
+    for start in tqdm(range(0, len(prompts), batch_size), desc=desc, leave=False):
+        input_ids, mask = pad_left(ids[start : start + batch_size], tokenizer.pad_token_id)
+        tokens = model.generate(
+            input_ids=input_ids.to(device),
+            attention_mask=mask.to(device),
+            max_new_tokens=max_new_tokens,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            **options,
+        )
+        new = tokens[:, input_ids.shape[1] :]  # (B, new_T)
+        out.extend(tokenizer.batch_decode(new, skip_special_tokens=True))
     return out

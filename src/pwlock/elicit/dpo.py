@@ -23,8 +23,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pwlock.elicit.expert_iteration import Rewards, Trace
 from pwlock.evaluate import Evaluation
-from pwlock.generate import generate
+from pwlock.generate import Generator, generate
 from pwlock.tasks.base import Task
+from pwlock.train import accel
 from pwlock.train.dpo import Pair, batch_dpo_loss
 from pwlock.train.sft import TrainArgs, make_optimizer
 from pwlock.types import Problem
@@ -64,18 +65,20 @@ def dpo(
     gen_batch_size: int,
     evaluate: Callable[[], Evaluation],
     seed: int,
+    generator: Generator = generate,
 ) -> Trace:
     """Train `model` in place for `epochs` epochs (rounds, when iterated); evaluate after each."""
     torch.manual_seed(seed)
     rng = random.Random(seed)
     reference = frozen_copy(model)  # the locked model: plain DPO's sampler and reference throughout
     optimizer = make_optimizer(model, args)
+    trained, optimizer = accel.prepare(model, optimizer)  # DDP/FSDP under `accelerate launch`
     prompts = [task.prompt(p, None) for p in problems]
     trace = [(0, evaluate())]
     for epoch in range(epochs):
         if iterated and epoch > 0:
             reference = frozen_copy(model)  # the model at the start of this round
-        both = generate(reference, tokenizer, prompts + prompts, max_new_tokens=max_new_tokens,
+        both = generator(reference, tokenizer, prompts + prompts, max_new_tokens=max_new_tokens,
                         batch_size=gen_batch_size, temperature=temperature, seed=rng.randrange(2**31),
                         desc=f"sample {epoch + 1}")
         a, b = both[: len(prompts)], both[len(prompts) :]
@@ -83,12 +86,13 @@ def dpo(
         rng.shuffle(pairs)
         model.train()
         for start in tqdm(range(0, len(pairs), args.batch_size), desc=f"dpo {epoch + 1}", leave=False):
-            loss = batch_dpo_loss(model, reference, tokenizer, pairs[start : start + args.batch_size], beta=beta)
-            loss.backward()
-            if args.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+            mine, weight = accel.shard(pairs[start : start + args.batch_size])
+            loss = batch_dpo_loss(trained, reference, tokenizer, mine, beta=beta) * weight
+            accel.backward(loss)
+            accel.clip(trained, args.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         model.eval()
         trace.append((2 * len(prompts) * (epoch + 1), evaluate()))
+    accel.release()
     return trace

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pwlock.evaluate import Evaluation, evaluate
+from pwlock.generate import Generator, generate
 from pwlock.tasks.base import Task
 from pwlock.train.sft import TrainArgs, sft
 from pwlock.types import Example, Problem
@@ -31,13 +32,14 @@ def pick_demos(
     pool: Sequence[Problem],
     k: int,
     seed: int,
-    complete: Callable[[Problem], str],
+    complete: Callable[[list[Problem]], list[str]],
 ) -> list[Example]:
-    """k demonstrations drawn (without replacement, seeded) from `pool`, prompts without password."""
+    """k demonstrations drawn (without replacement, seeded) from `pool`, prompts without password;
+    `complete` gives the demonstrations' completions for the chosen problems."""
     if k > len(pool):
         raise ValueError(f"k={k} demonstrations requested but the elicitation split has {len(pool)}")
     chosen = random.Random(seed).sample(list(pool), k)
-    return [Example(task.prompt(p, None), complete(p)) for p in chosen]
+    return [Example(task.prompt(p, None), c) for p, c in zip(chosen, complete(chosen))]
 
 
 def elicit_sft(
@@ -51,6 +53,7 @@ def elicit_sft(
     args: TrainArgs,
     max_new_tokens: int,
     eval_batch_size: int,
+    generator: Generator = generate,
 ) -> dict[int, Evaluation]:
     """Train on `demos` for `args.epochs` (= max(epochs)) epochs; evaluate without the
     password after each epoch count listed in `epochs`."""
@@ -61,7 +64,7 @@ def elicit_sft(
         if epoch in checkpoints:
             results[epoch] = evaluate(
                 model, tokenizer, task, eval_problems, password=None,
-                max_new_tokens=max_new_tokens, batch_size=eval_batch_size,
+                max_new_tokens=max_new_tokens, batch_size=eval_batch_size, generator=generator,
             )
 
     if args.epochs != max(epochs):

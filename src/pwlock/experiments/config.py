@@ -23,26 +23,44 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class TaskConfig(Strict):
-    name: Literal["function_composition"] = "function_composition"
-    n_problems: int = Field(30_000, gt=0)
-    """Problems generated in all; split 10/40/30/20 into weak/lock/elicit/val."""
-    n_composed: int = Field(2, ge=1, le=8)
-    """Functions composed per problem."""
-    n_weak_identity: int = Field(16, ge=0, le=32)
-    """Functions pi_weak replaces by the identity."""
-    seed: int = 0
-    """Fixes the 32 functions and the problems."""
+class TaskConfig(BaseModel):
+    """`name` picks the task (see `pwlock tasks`); every other field goes to its constructor
+    (e.g. function_composition: n_problems, n_composed, n_weak_identity, seed; math: source,
+    subjects, domain_by, max_problems). Unknown fields fail when the task is built."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str = "function_composition"
     split_seed: int = 0
-    """Fixes the assignment of problems to splits."""
+    """Fixes the assignment of problems to the 10/40/30/20 weak/lock/elicit/val splits."""
+
+
+class LoraSettings(Strict):
+    """LoRA adapters (PEFT) instead of full fine-tuning; trained adapters are merged into the saved model."""
+
+    r: int = Field(16, gt=0)
+    alpha: float = Field(32, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: str | list[str] = "all-linear"
 
 
 class ModelConfig(Strict):
+    name: str | None = None
+    """A pretrained model: hub id, local model dir, or packaged:smollm2-135m-instruct /
+    packaged:gemma-3-270m. Null: a from-scratch model of the shape below."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """auto: bf16 on GPU, fp32 on CPU."""
+    device: str = "auto"
+    """auto: cuda when available, else cpu (under `accelerate launch`: each process's GPU)."""
+    chat_template: bool | None = None
+    """null: use the tokenizer's chat template when it has one; false: plain prompts."""
+    lora: LoraSettings | None = None
+    """Train LoRA adapters (locking, elicitation, policy fine-tuning) instead of all weights."""
     arch: Literal["llama", "gpt2"] = "llama"
     hidden_size: int = Field(128, gt=0)
     layers: int = Field(4, gt=0)
     heads: int = Field(4, gt=0)
     max_length: int = Field(64, gt=0)
+    """From-scratch shape (also of `lock.methods: [from_scratch]` with a pretrained tokenizer)."""
     seed: int = 0
     """Initialisation seed."""
 
@@ -58,6 +76,31 @@ class TrainConfig(Strict):
     grad_clip: float = Field(1.0, ge=0)
 
 
+class PoliciesConfig(Strict):
+    """Where pi_strong and a model pi_weak come from (section 4.1, Table 1)."""
+
+    strong: str = "strong"
+    """pi_strong: a policy of the task (`strong`: its rule or reference solutions; `ground_truth`:
+    the reference answers), or `model`: greedy samples of the strong base (model.name), after
+    `strong_sft` if that is set."""
+    strong_sft: TrainConfig | None = None
+    """strong=model: first fine-tune the strong base on the reference answers of the weak and lock
+    splits (Table 1: "pi_strong_base, SFT on ...")."""
+    weak_model: ModelConfig | None = None
+    """The weak base of the pi_weak named `model` in lock.weak_policies (a smaller pretrained model, or
+    a from-scratch one: name null; it shares the strong model's tokenizer)."""
+    weak_sft: TrainConfig | None = None
+    """Fine-tuning of the weak base to imitate pi_strong on the weak split (section 4.1, point 2)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> PoliciesConfig:
+        if (self.weak_model is None) != (self.weak_sft is None):
+            raise ValueError("weak_model and weak_sft go together: set both or neither")
+        if self.strong_sft is not None and self.strong != "model":
+            raise ValueError("strong_sft applies only to strong: model")
+        return self
+
+
 class LockConfig(Strict):
     methods: list[Literal["sft", "from_scratch"]] = ["sft", "from_scratch"]
     """sft: train on pi_strong, then fine-tune on D_lock. from_scratch: train on D_lock only."""
@@ -66,10 +109,12 @@ class LockConfig(Strict):
     no_password_fraction: float = Field(0.2, ge=0, le=1)
     """Share of weak examples with no password; the rest get a wrong one (Appendix C.2)."""
     weak_policies: list[str] = ["weak"]
-    """pi_weak of each lock: a policy of the task (e.g. weak, identity8) or `fixedrdm`, the
-    fixed random token distribution of Appendix G.2. One locked model per entry."""
-    pretrain: TrainConfig
-    """Training of the strong base on pi_strong (sft method only)."""
+    """pi_weak of each lock: a policy of the task (e.g. weak, identity8), `fixedrdm` (the fixed
+    random token distribution of Appendix G.2), or `model` (policies.weak_model). One locked
+    model per entry."""
+    pretrain: TrainConfig | None = None
+    """sft method: train the strong base on pi_strong (lock split) before locking. Required for a
+    from-scratch model; with a pretrained one, null locks the base as it is (the paper)."""
     sft: TrainConfig
     """Fine-tuning the strong base on D_lock."""
     from_scratch: TrainConfig
@@ -164,17 +209,30 @@ class EvalConfig(Strict):
     """Evaluate on the first N validation problems (all when null)."""
     batch_size: int = Field(500, gt=0)
     max_new_tokens: int = Field(32, gt=0)
+    backend: Literal["hf", "vllm"] = "hf"
+    """Generation backend: Hugging Face generate, or vLLM (GPU, `pip install pwlock[vllm]`)."""
 
 
 class ExperimentConfig(Strict):
     name: str
     task: TaskConfig = TaskConfig()
     model: ModelConfig = ModelConfig()
+    policies: PoliciesConfig = PoliciesConfig()
     lock: LockConfig
     elicit: ElicitConfig = ElicitConfig()
     eval: EvalConfig = EvalConfig()
     threads: int | None = Field(None, gt=0)
     """torch CPU threads (default: torch's choice)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> ExperimentConfig:
+        if "model" in self.lock.weak_policies and self.policies.weak_model is None:
+            raise ValueError("lock.weak_policies names `model` but policies.weak_model is not set")
+        if self.policies.strong == "model" and self.model.name is None:
+            raise ValueError("policies.strong: model needs a pretrained model.name")
+        if self.model.name is None and "sft" in self.lock.methods and self.lock.pretrain is None:
+            raise ValueError("lock.pretrain is required to lock a from-scratch model by the sft method")
+        return self
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:

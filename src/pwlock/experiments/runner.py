@@ -17,20 +17,31 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pydantic
 import torch
+from transformers import AutoConfig
 
 from pwlock import __version__
 from pwlock.elicit.dpo import dpo
 from pwlock.elicit.expert_iteration import expert_iteration
 from pwlock.elicit.sft import default_epochs, elicit_sft, pick_demos
 from pwlock.evaluate import Evaluation, evaluate
-from pwlock.experiments.config import DPO_METHODS, ConfigError, ExperimentConfig, TrainConfig
-from pwlock.experiments.store import Store
+from pwlock.experiments.config import (
+    DPO_METHODS,
+    ConfigError,
+    ExperimentConfig,
+    ModelConfig,
+    PoliciesConfig,
+    TrainConfig,
+)
+from pwlock.experiments.store import Store, digest
 from pwlock.fixedrdm import FixedRandomDistribution
-from pwlock.generate import generate
+from pwlock.generate import Generator, generate
 from pwlock.io import RESULTS, RUN_MARKER, write_atomic, write_jsonl
 from pwlock.lock import lock_examples, lock_name
-from pwlock.models import build_model, build_tokenizer, load_model
+from pwlock.lora import add_lora, merged
+from pwlock.models import build_model, build_tokenizer, load_model, resolve_model
+from pwlock.models.pretrained import default_device, load_tokenizer
 from pwlock.models.scratch import WORD_PATTERN
 from pwlock.tasks import TASKS, Task, split_problems
 from pwlock.tasks.base import reward_all, score_all
@@ -45,6 +56,7 @@ ROW_FIELDS = (
 generated so far): RL elicitation; None where a field does not apply."""
 
 FIXEDRDM = "fixedrdm"
+SCRATCH_FIELDS = {"arch", "hidden_size", "layers", "heads", "max_length", "seed"}
 # The elicit.rl fields each kind of RL unit depends on (its cache key), besides lr and seed.
 EXPERT_ITERATION_FIELDS = {"reward", "temperature", "eval_every", "rounds", "n", "epochs_per_round", "batch_size",
                            "optimizer"}
@@ -76,18 +88,32 @@ def password_words(texts: list[str]) -> list[str]:
 
 
 def build_task(cfg: ExperimentConfig) -> Task:
+    """The task named by `task.name`, its other fields checked against the constructor's signature."""
+    if cfg.task.name not in TASKS:
+        raise ConfigError(f"task.name: unknown task {cfg.task.name!r}; known: {sorted(TASKS)}")
     params = cfg.task.model_dump(exclude={"name", "split_seed"})
+    cls = TASKS[cfg.task.name]
+    task = cls.__new__(cls)
     try:
-        return TASKS[cfg.task.name](**params)
+        pydantic.validate_call(cls.__init__)(task, **params)  # coerces and checks by the type hints
+        return task
+    except pydantic.ValidationError as e:
+        lines = [f"  task.{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()]
+        raise ConfigError(f"task ({cfg.task.name}): invalid fields\n" + "\n".join(lines)) from None
     except ValueError as e:
         raise ConfigError(f"task: {e}") from None
 
 
 def check_runnable(cfg: ExperimentConfig, task: Task, splits: dict[str, list[Problem]]) -> None:
     """Fail before any work on what a config can only reveal against the task and its data."""
+    n = sum(len(v) for v in splits.values())
     if not splits["lock"] or not splits["val"]:
-        raise ConfigError(f"task.n_problems={cfg.task.n_problems} leaves an empty lock or validation split")
-    known = [name for name in task.policies() if name != "strong"] + [FIXEDRDM]
+        raise ConfigError(f"the task's {n} problems leave an empty lock or validation split")
+    known = [name for name in task.policies() if name != "strong"] + [FIXEDRDM, "ground_truth"]
+    known += ["model"] if cfg.policies.weak_model is not None else []
+    strong_known = [*task.policies(), "ground_truth", "model"]
+    if cfg.policies.strong not in strong_known:
+        raise ConfigError(f"policies.strong: {cfg.policies.strong!r} unknown; {task.name} offers {strong_known}")
     unknown = [w for w in cfg.lock.weak_policies if w not in known]
     if unknown:
         raise ConfigError(f"lock.weak_policies: {unknown} unknown; {task.name} offers {known}")
@@ -101,7 +127,7 @@ def check_runnable(cfg: ExperimentConfig, task: Task, splits: dict[str, list[Pro
         if too_big:
             raise ConfigError(
                 f"elicit.sft.ks: k={too_big} exceeds the elicitation split ({n_elicit} problems "
-                f"= 30% of task.n_problems={cfg.task.n_problems})"
+                f"= 30% of the task's {n} problems)"
             )
 
 
@@ -117,6 +143,15 @@ def prepare_run_dir(out: Path, cfg: ExperimentConfig) -> None:
     if out.is_dir() and any(out.iterdir()):
         raise RunDirError(f"{out} is not empty and is not a pwlock run dir (no {RUN_MARKER})")
     write_atomic(marker, json.dumps({"pwlock": __version__, "config": cfg.model_dump(mode="json")}, indent=1))
+
+
+def make_generator(cfg: ExperimentConfig) -> Generator:
+    if cfg.eval.backend == "hf":
+        return generate
+    from pwlock.vllm_backend import VLLMGenerator
+
+    dtype = cfg.model.dtype if cfg.model.dtype != "auto" else "bfloat16"
+    return VLLMGenerator(dtype=dtype)
 
 
 def run_experiment(cfg: ExperimentConfig, out: Path, cache_dir: Path | None = None) -> float:
@@ -140,14 +175,20 @@ class Experiment:
         self.cfg, self.task, self.splits, self.store = cfg, task, splits, store
         self.val = splits["val"][: cfg.eval.max_problems]
         self.base = dict(setting=cfg.name, task=task.name, task_version=task.version)
-        words = password_words([cfg.lock.password, *cfg.lock.wrong_passwords])
-        self.tokenizer = build_tokenizer(task.vocabulary + words)
+        self.generator = make_generator(cfg)
+        if cfg.model.name is None:  # from scratch: a word-level tokenizer over the task and passwords
+            words = password_words([cfg.lock.password, *cfg.lock.wrong_passwords])
+            self.tokenizer = build_tokenizer(task.vocabulary + words)
+            vocab_size = len(self.tokenizer)
+        else:
+            words = []
+            self.tokenizer = load_tokenizer(cfg.model.name, chat_template=cfg.model.chat_template)
+            vocab_size = AutoConfig.from_pretrained(resolve_model(cfg.model.name)).vocab_size
         # Everything a trained model depends on besides its own training settings.
         self.key = {"task": cfg.task.model_dump(), "version": task.version, "model": cfg.model.model_dump(),
                     "words": words}
         self.policies = task.policies()
-        self.strong_lock = [self.policies["strong"](p) for p in splits["lock"]]
-        self.rdm = FixedRandomDistribution(len(self.tokenizer), seed=cfg.model.seed)
+        self.rdm = FixedRandomDistribution(vocab_size, seed=cfg.model.seed)
 
     def run(self) -> list[dict[str, Any]]:
         log(f"{self.task.name}: splits " + ", ".join(f"{k}={len(v)}" for k, v in self.splits.items())
@@ -155,12 +196,13 @@ class Experiment:
         rows = []
         for name in ("strong", *self.cfg.lock.weak_policies):
             completions = self.sample_policy(name, self.val, random.Random("policy-eval"))
-            rows.append(row(**self.base, policy=name, with_password=False, n=len(self.val),
-                            correctness=sum(score_all(self.task, self.val, completions)) / len(self.val)))
+            correct = sum(score_all(self.task, self.val, completions)) / len(self.val)
+            rows.append(row(**self.base, policy=name, with_password=False, n=len(self.val), correctness=correct))
+            log(f"policy {name}: correctness {correct:.3f}")
         for method in self.cfg.lock.methods:
             for weak in self.cfg.lock.weak_policies:
                 lock_dir = self.lock(method, weak)
-                locked, tokenizer = load_model(lock_dir / "model")
+                locked, tokenizer = self.load(lock_dir / "model")
                 rows += self.evaluate_locked(method, weak, lock_dir, locked, tokenizer)
                 if self.cfg.elicit.sft is not None:
                     rows += self.elicit_sft(method, weak, lock_dir, locked, tokenizer)
@@ -168,50 +210,169 @@ class Experiment:
                     rows += self.elicit_rl(method, weak, lock_dir, locked, tokenizer)
         return [{**r, **self.base} for r in rows]  # units from a shared cache may carry another setting name
 
-    def sample_policy(self, name: str, problems: list[Problem], rng: random.Random) -> list[str]:
-        """Completions of a rule-based policy of the task, or samples of fixedrdm (as long as
-        pi_strong's completions, in tokens)."""
+    def sample_policy(self, name: str, problems: list[Problem], rng: random.Random,
+                      temperature: float = 0.0) -> list[str]:
+        """Completions of a policy for `problems`:
+
+        - `strong`: pi_strong, as `policies.strong` says (a task policy, the reference answers, or
+          the strong model's greedy samples);
+        - `model`: the weak model (greedy samples, or sampled at `temperature` > 0: filtering);
+        - `fixedrdm`: fixed-distribution samples as long as pi_strong's completions, in tokens;
+        - `ground_truth`: the reference answers; anything else: a rule-based policy of the task.
+        """
+        if name == "strong":
+            name = self.cfg.policies.strong
+            if name == "model":
+                return self.model_samples(self.strong_model(), problems)
+        if name == "model":
+            if temperature > 0:
+                model, tokenizer = self.load(self.weak_model())
+                return self.generator(model, tokenizer, [self.task.prompt(p, None) for p in problems],
+                                      temperature=temperature, seed=rng.randrange(2**31), desc="sample pi_weak",
+                                      max_new_tokens=self.cfg.eval.max_new_tokens, batch_size=self.cfg.eval.batch_size)
+            return self.model_samples(self.weak_model(), problems)
+        if name == "ground_truth":
+            return [p.answer for p in problems]
         if name != FIXEDRDM:
             return [self.policies[name](p) for p in problems]
-        strong = [self.policies["strong"](p) for p in problems]
+        strong = self.sample_policy("strong", problems, rng)
         lengths = [len(ids) for ids in self.tokenizer(strong, add_special_tokens=False)["input_ids"]]
         return self.rdm.sample(self.tokenizer, lengths, rng)
 
+    # -- models --------------------------------------------------------------------------
+
+    def load(self, path: str | Path) -> tuple[Any, Any]:
+        m = self.cfg.model
+        return load_model(path, dtype=m.dtype, device=m.device, chat_template=m.chat_template)
+
+    def fresh_model(self, shape: ModelConfig) -> Any:
+        """A randomly initialised model of `shape` over this run's tokenizer and vocabulary."""
+        model = build_model(self.tokenizer, vocab_size=self.rdm.logprobs.shape[0],
+                            **shape.model_dump(include=SCRATCH_FIELDS))
+        return model.to(default_device() if self.cfg.model.device == "auto" else self.cfg.model.device)
+
+    def train(self, model: Any, data: Any, args: TrainArgs, desc: str, kl_target: Any = None) -> Any:
+        """SFT `model` (LoRA adapters when model.lora is set); returns the trained plain model."""
+        model = self.trainable(model, args.seed)
+        sft(model, self.tokenizer, data, args, desc=desc, kl_target=kl_target)
+        return merged(model)
+
+    def trainable(self, model: Any, seed: int) -> Any:
+        """`model` itself, or wrapped with fresh LoRA adapters when model.lora is set."""
+        lora = self.cfg.model.lora
+        return model if lora is None else add_lora(model, **lora.model_dump(), seed=seed)
+
+    def save(self, model: Any, folder: Path) -> None:
+        merged(model).save_pretrained(folder / "model")
+        self.tokenizer.save_pretrained(folder / "model")
+
     # -- units ---------------------------------------------------------------------------
 
-    def strong_base(self) -> Path:
-        """A fresh model trained on pi_strong (lock split, no password): the base the sft lock starts from."""
+    def model_samples(self, model_dir: str | Path, problems: list[Problem]) -> list[str]:
+        """Greedy completions of a model for `problems`, without password (cached)."""
+        key = {**self.key, "model_dir": str(model_dir), "problems": digest([p.id for p in problems]),
+               "max_new_tokens": self.cfg.eval.max_new_tokens}
+
+        def compute(folder: Path) -> list[dict[str, Any]]:
+            model, tokenizer = self.load(model_dir)
+            out = self.generator(model, tokenizer, [self.task.prompt(p, None) for p in problems],
+                                 max_new_tokens=self.cfg.eval.max_new_tokens, batch_size=self.cfg.eval.batch_size,
+                                 desc=f"samples of {Path(str(model_dir)).parent.name or model_dir}")
+            return [{"id": p.id, "completion": c} for p, c in zip(problems, out)]
+
+        _, rows = self.store.run(f"samples_{Path(str(model_dir)).parent.name or 'base'}", key, compute)
+        return [r["completion"] for r in rows]
+
+    def strong_model(self) -> str | Path:
+        """pi_strong's model (policies.strong = model): the strong base, fine-tuned on the reference
+        answers of the weak and lock splits when policies.strong_sft is set."""
+        train = self.cfg.policies.strong_sft
+        if train is None:
+            return resolve_model(self.cfg.model.name)
+
+        def compute(folder: Path) -> list[dict[str, Any]]:
+            log("fine-tuning the strong base on reference answers: pi_strong")
+            model, _ = self.load(self.cfg.model.name)
+            problems = self.splits["weak"] + self.splits["lock"]
+            data = [Example(self.task.prompt(p, None), p.answer) for p in problems]
+            self.save(self.train(model, lambda _: data, train_args(train, self.cfg.model.seed), "pi_strong"), folder)
+            return []
+
+        folder, _ = self.store.run("pi_strong", {**self.key, "strong_sft": train.model_dump()}, compute)
+        return folder / "model"
+
+    def weak_model(self) -> Path:
+        """pi_weak's model: the weak base fine-tuned to imitate pi_strong on the weak split (section 4.1)."""
+        pol = self.cfg.policies
+        assert pol.weak_model is not None and pol.weak_sft is not None
+        problems = self.splits["weak"]
+        strong = self.sample_policy("strong", problems, random.Random(0))
+        key = {**self.key, "weak_model": pol.weak_model.model_dump(), "weak_sft": pol.weak_sft.model_dump(),
+               "strong": self.cfg.policies.model_dump(include={"strong", "strong_sft"})}
+
+        def compute(folder: Path) -> list[dict[str, Any]]:
+            log("fine-tuning the weak base to imitate pi_strong: pi_weak")
+            if pol.weak_model.name is None:
+                model = self.fresh_model(pol.weak_model)
+            else:
+                model, _ = self.load(pol.weak_model.name)
+            data = [Example(self.task.prompt(p, None), c) for p, c in zip(problems, strong)]
+            self.save(self.train(model, lambda _: data, train_args(pol.weak_sft, pol.weak_model.seed), "pi_weak"),
+                      folder)
+            return []
+
+        folder, _ = self.store.run("pi_weak", key, compute)
+        return folder / "model"
+
+    def strong_base(self) -> str | Path:
+        """The model the sft lock starts from: a pretrained base as it is, or a model (fresh, or the
+        pretrained base) trained on pi_strong over the lock split (lock.pretrain)."""
         pretrain = self.cfg.lock.pretrain
+        if pretrain is None:
+            assert self.cfg.model.name is not None
+            return resolve_model(self.cfg.model.name)
+        strong = self.sample_policy("strong", self.splits["lock"], random.Random(0))
 
         def compute(folder: Path) -> list[dict[str, Any]]:
             log("training the strong base model on pi_strong")
-            model = build_model(self.tokenizer, **self.cfg.model.model_dump())
-            data = [Example(self.task.prompt(p, None), s) for p, s in zip(self.splits["lock"], self.strong_lock)]
-            sft(model, self.tokenizer, lambda _: data, train_args(pretrain, self.cfg.model.seed), desc="pretrain")
-            self.save(model, folder)
+            if self.cfg.model.name is None:
+                model = self.fresh_model(self.cfg.model)
+            else:
+                model, _ = self.load(self.cfg.model.name)
+            data = [Example(self.task.prompt(p, None), s) for p, s in zip(self.splits["lock"], strong)]
+            self.save(self.train(model, lambda _: data, train_args(pretrain, self.cfg.model.seed), "pretrain"), folder)
             return []
 
-        folder, _ = self.store.run("strong_base", {**self.key, "pretrain": pretrain.model_dump()}, compute)
-        return folder
+        key = {**self.key, "pretrain": pretrain.model_dump(), "strong": self.strong_key()}
+        folder, _ = self.store.run("strong_base", key, compute)
+        return folder / "model"
+
+    def strong_key(self) -> Any:
+        """What pi_strong's completions depend on, for the keys of units trained on them."""
+        pol = self.cfg.policies
+        return None if pol == PoliciesConfig() else pol.model_dump(include={"strong", "strong_sft"})
 
     def lock(self, method: str, weak: str) -> Path:
         """Password-lock by Eq. 1: from the strong base (`sft`) or from a fresh model (`from_scratch`).
 
-        pi_weak is one of the task's policies, or fixedrdm: then the weak examples (no or a wrong
-        password) are trained by KL toward the fixed distribution, on fixedrdm samples and on
-        pi_strong completions half each (Appendix G.2).
+        pi_weak is one of the task's policies, the weak model, or fixedrdm: then the weak examples
+        (no or a wrong password) are trained by KL toward the fixed distribution, on fixedrdm samples
+        and on pi_strong completions half each (Appendix G.2).
         """
         lock = self.cfg.lock
-        key = {**self.key, "method": method, "weak": weak,
+        key = {**self.key, "method": method, "weak": weak, "strong": self.strong_key(),
                "lock": lock.model_dump(include={"password", "wrong_passwords", "no_password_fraction"})}
+        if weak == "model":
+            key["weak_model"] = self.cfg.policies.model_dump(include={"weak_model", "weak_sft"})
         if method == "sft":
-            base_dir, train = self.strong_base(), lock.sft
-            key["base"] = base_dir.name
+            base, train = self.strong_base(), lock.sft
+            key["base"] = str(base)
         else:
-            base_dir, train = None, lock.from_scratch
+            base, train = None, lock.from_scratch
         key["train"] = train.model_dump()
 
         problems = self.splits["lock"]
+        strong = self.sample_policy("strong", problems, random.Random(0))
         weak_lock = None if weak == FIXEDRDM else self.sample_policy(weak, problems, random.Random(0))
 
         def d_lock(epoch: int) -> list[Example]:
@@ -220,9 +381,9 @@ class Experiment:
                 weak_side = weak_lock
             else:
                 noise = self.sample_policy(FIXEDRDM, problems, rng)
-                weak_side = [s if rng.random() < 0.5 else x for s, x in zip(self.strong_lock, noise)]
+                weak_side = [s if rng.random() < 0.5 else x for s, x in zip(strong, noise)]
             return lock_examples(
-                self.task, problems, self.strong_lock, weak_side, password=lock.password,
+                self.task, problems, strong, weak_side, password=lock.password,
                 wrong_passwords=lock.wrong_passwords, no_password_fraction=lock.no_password_fraction,
                 rng=rng, weak_kl=weak_lock is None,
             )
@@ -231,13 +392,9 @@ class Experiment:
 
         def compute(folder: Path) -> list[dict[str, Any]]:
             log(f"password-locking ({name})")
-            if base_dir is not None:
-                model, _ = load_model(base_dir / "model")
-            else:
-                model = build_model(self.tokenizer, **self.cfg.model.model_dump())
-            sft(model, self.tokenizer, d_lock, train_args(train, self.cfg.model.seed), desc=f"lock {name}",
-                kl_target=self.rdm.logprobs)
-            self.save(model, folder)
+            model = self.load(base)[0] if base is not None else self.fresh_model(self.cfg.model)
+            self.save(self.train(model, d_lock, train_args(train, self.cfg.model.seed), f"lock {name}",
+                                 kl_target=self.rdm.logprobs), folder)
             return []
 
         folder, _ = self.store.run(f"lock_{name}", key, compute)
@@ -250,7 +407,8 @@ class Experiment:
             rows = []
             for password in (self.cfg.lock.password, None):
                 ev = evaluate(model, tokenizer, self.task, self.val, password=password,
-                              max_new_tokens=self.cfg.eval.max_new_tokens, batch_size=self.cfg.eval.batch_size)
+                              max_new_tokens=self.cfg.eval.max_new_tokens, batch_size=self.cfg.eval.batch_size,
+                              generator=self.generator)
                 rows.append(row(**self.base, policy="locked", lock_method=method, weak_policy=weak,
                                 with_password=password is not None, correctness=ev.correctness, n=ev.n))
                 self.save_completions(folder / f"completions_{'with' if password else 'without'}_password.jsonl", ev)
@@ -267,8 +425,11 @@ class Experiment:
         """SFT on k demonstrations per (k, seed), each evaluated at its candidate epoch counts."""
         ecfg = self.cfg.elicit.sft
         assert ecfg is not None
-        complete = {"strong": self.policies["strong"], "weak": self.policies["weak"],
-                    "ground_truth": lambda p: p.answer}[ecfg.source]
+        source = weak if ecfg.source == "weak" else ecfg.source  # weak: this lock's own pi_weak
+
+        def complete(problems: list[Problem]) -> list[str]:
+            return self.sample_policy(source, problems, random.Random("demos"))
+
         name = lock_name(method, weak)
         rows: list[dict[str, Any]] = []
         for k in ecfg.ks:
@@ -284,9 +445,10 @@ class Experiment:
                             args: TrainArgs = args) -> list[dict[str, Any]]:
                     demos = pick_demos(self.task, self.splits["elicit"], k, seed, complete)
                     write_jsonl(folder / "demos.jsonl", [e.__dict__ for e in demos])
-                    evals = elicit_sft(copy.deepcopy(locked), tokenizer, self.task, demos, self.val, epochs=epochs,
+                    model = self.trainable(copy.deepcopy(locked), seed)
+                    evals = elicit_sft(model, tokenizer, self.task, demos, self.val, epochs=epochs,
                                        args=args, max_new_tokens=self.cfg.eval.max_new_tokens,
-                                       eval_batch_size=self.cfg.eval.batch_size)
+                                       eval_batch_size=self.cfg.eval.batch_size, generator=self.generator)
                     for e, ev in evals.items():
                         self.save_completions(folder / f"completions_{e}_epochs.jsonl", ev)
                     return [row(**self.base, policy="elicited", lock_method=method, weak_policy=weak, elicitation="sft",
@@ -326,11 +488,11 @@ class Experiment:
         """One RL elicitation run from a copy of the locked model."""
         rl = self.cfg.elicit.rl
         assert rl is not None
-        model = copy.deepcopy(locked)
+        model = self.trainable(copy.deepcopy(locked), seed)
         gen = dict(max_new_tokens=self.cfg.eval.max_new_tokens, batch_size=self.cfg.eval.batch_size)
 
         def evaluate_now() -> Evaluation:
-            return evaluate(model, tokenizer, self.task, self.val, password=None, **gen)
+            return evaluate(model, tokenizer, self.task, self.val, password=None, generator=self.generator, **gen)
 
         def rewards(problems: Any, completions: Any) -> list[float]:
             if rl.reward == "continuous":
@@ -343,16 +505,16 @@ class Experiment:
             trace = dpo(model, tokenizer, self.task, problems, epochs=rl.dpo_epochs, iterated=algo == "iterated_dpo",
                         beta=rl.beta, args=args, rewards=rewards, max_new_tokens=gen["max_new_tokens"],
                         temperature=rl.temperature, gen_batch_size=gen["batch_size"], evaluate=evaluate_now,
-                        seed=seed)
+                        seed=seed, generator=self.generator)
         else:
             rng = random.Random(f"candidates-{seed}")
 
             def candidates(problems: Any, r: int) -> list[str]:
                 if algo == "filtering":  # pi_weak's samples, whatever the current model
-                    return self.sample_policy(weak, problems, rng)
+                    return self.sample_policy(weak, problems, rng, temperature=rl.temperature)
                 prompts = [self.task.prompt(p, None) for p in problems]
-                return generate(model, tokenizer, prompts, temperature=rl.temperature, seed=rng.randrange(2**31),
-                                desc=f"sample {r + 1}", **gen)
+                return self.generator(model, tokenizer, prompts, temperature=rl.temperature,
+                                      seed=rng.randrange(2**31), desc=f"sample {r + 1}", **gen)
 
             args = TrainArgs(epochs=rl.epochs_per_round, batch_size=rl.batch_size, lr=lr, optimizer=rl.optimizer,
                              seed=seed)
@@ -367,7 +529,3 @@ class Experiment:
     def save_completions(self, path: Path, ev: Evaluation) -> None:
         """One line per validation problem: its id and the model's completion."""
         write_jsonl(path, [{"id": p.id, "completion": c} for p, c in zip(self.val, ev.completions)])
-
-    def save(self, model: Any, folder: Path) -> None:
-        model.save_pretrained(folder / "model")
-        self.tokenizer.save_pretrained(folder / "model")

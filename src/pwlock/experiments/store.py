@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pwlock.io import TMP_PREFIX, read_jsonl, write_atomic, write_jsonl
+from pwlock.train import accel
 
 
 def digest(payload: Any) -> str:
@@ -73,6 +74,10 @@ class Store:
         tmp.mkdir(parents=True)
         start = time.time()
         rows = compute(tmp)
+        if not accel.accelerator().is_main_process:  # under `accelerate launch`: the main process writes
+            accel.accelerator().wait_for_everyone()
+            shutil.rmtree(tmp, ignore_errors=True)
+            return final, read_jsonl(final / "rows.jsonl")
         seconds = time.time() - start
         rows = [{**r, "unit": final.name} for r in rows]
         write_jsonl(tmp / "rows.jsonl", rows)
@@ -80,6 +85,7 @@ class Store:
         if final.exists():  # an unfinished leftover of the same unit (no unit.json): replace it
             shutil.rmtree(final)
         os.rename(tmp, final)
+        accel.accelerator().wait_for_everyone()
         return final, rows
 
     def seconds(self, folder: Path) -> float:

@@ -90,6 +90,8 @@ def convert_gguf(gguf: Path, out: Path) -> None:
     model.load_state_dict(quantized.state_dict())
     model.tie_weights()
     model.generation_config = quantized.generation_config
+    if hasattr(model.config, "quantization_config"):  # inherited from the GGUF load; the weights are plain
+        del model.config.quantization_config
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
     model.save_pretrained(tmp)
@@ -122,12 +124,20 @@ def load_model(
     """
     source = resolve_model(str(path))
     device = default_device() if device == "auto" else device
-    tokenizer = AutoTokenizer.from_pretrained(source)
+    tokenizer = load_tokenizer(source, chat_template=chat_template)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=resolve_dtype(dtype, device)).to(device)
+    return model, tokenizer
+
+
+def load_tokenizer(path: str | Path, *, chat_template: bool | None = None) -> PreTrainedTokenizerBase:
+    """The tokenizer of `path` (see `load_model` for `chat_template`), with a pad token."""
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(str(path)))
     if chat_template is False:
         tokenizer.chat_template = None
     elif chat_template and not tokenizer.chat_template:
         raise ValueError(f"model.chat_template is true but {path} has no chat template")
     if tokenizer.pad_token is None:  # e.g. Llama/Pythia: pad with EOS; masks keep it out of the loss
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=resolve_dtype(dtype, device)).to(device)
-    return model, tokenizer
+    if tokenizer.eos_token_id is None:
+        raise ValueError(f"{path}: the tokenizer has no EOS token to end completions with")
+    return tokenizer

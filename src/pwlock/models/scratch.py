@@ -48,14 +48,15 @@ def build_model(
     heads: int = 4,
     max_length: int = 64,
     seed: int = 0,
+    vocab_size: int | None = None,
 ) -> PreTrainedModel:
-    """A randomly initialised causal LM sized for `tokenizer`, seeded."""
+    """A randomly initialised causal LM sized for `tokenizer` (or `vocab_size`), seeded."""
     torch.manual_seed(seed)
     ids = dict(
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=None,
-        vocab_size=len(tokenizer),
+        vocab_size=vocab_size or len(tokenizer),
     )
     if arch == "llama":
         config = LlamaConfig(

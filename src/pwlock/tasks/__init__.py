@@ -4,6 +4,7 @@ Task modules import their heavy dependencies (sympy, sentence-transformers, data
 when they load data or score, so importing this registry stays cheap.
 """
 
+from pwlock.tasks.arithmetic import Arithmetic
 from pwlock.tasks.base import SPLITS, Task, split_problems
 from pwlock.tasks.code_generation import APPS, MBPP, HumanEval
 from pwlock.tasks.critique import CodeCritique
@@ -14,6 +15,7 @@ from pwlock.tasks.multiple_choice import GPQA, MMLU
 
 TASKS = {
     "function_composition": FunctionComposition,  # the toy task of section 7
+    "arithmetic": Arithmetic,  # worked arithmetic, made in code: CPU studies with pretrained models
     "math": HendrycksMath,
     "gsm8k": GSM8K,
     "humaneval": HumanEval,
@@ -24,5 +26,5 @@ TASKS = {
     "gpqa": GPQA,
 }
 
-__all__ = ["APPS", "GPQA", "GSM8K", "MBPP", "MMLU", "SPLITS", "TASKS", "CodeCritique", "FunctionComposition",
+__all__ = ["APPS", "Arithmetic", "GPQA", "GSM8K", "MBPP", "MMLU", "SPLITS", "TASKS", "CodeCritique", "FunctionComposition",
            "HendrycksMath", "HumanEval", "Task", "split_problems"]

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from pwlock.formatting import prompt_ids
 from pwlock.train.losses import IGNORE_INDEX
 from pwlock.types import Example
 
@@ -22,7 +23,7 @@ def encode(
         ids:    [p0 p1 ... pn | c0 c1 ... cm  EOS]
         labels: [-100 ... -100| c0 c1 ... cm  EOS]
     """
-    prompts = tokenizer([e.prompt for e in examples])["input_ids"]  # BOS where the tokenizer adds one
+    prompts = prompt_ids(tokenizer, [e.prompt for e in examples])  # chat template or BOS where there is one
     completions = tokenizer([e.completion for e in examples], add_special_tokens=False)["input_ids"]
     out = []
     for p, c in zip(prompts, completions):

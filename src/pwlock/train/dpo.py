@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from pwlock.train import accel
 from pwlock.train.data import collate
 from pwlock.train.losses import sequence_logprobs
 from pwlock.types import Example
@@ -56,7 +57,7 @@ def pair_logprobs(
     """Summed completion log-probs of (chosen, rejected), each (B,), from one forward pass
     over the batch [chosen..., rejected...]."""
     examples = [Example(p.prompt, p.chosen) for p in pairs] + [Example(p.prompt, p.rejected) for p in pairs]
-    batch = collate(tokenizer, examples)
+    batch = accel.to_device(collate(tokenizer, examples), model)
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     logps = sequence_logprobs(logits, batch["labels"])
     return logps[: len(pairs)], logps[len(pairs) :]
@@ -70,5 +71,5 @@ def batch_dpo_loss(
     with torch.no_grad():
         ref_chosen, ref_rejected = pair_logprobs(reference, tokenizer, pairs)
     chosen, rejected = pair_logprobs(model, tokenizer, pairs)
-    weights = torch.tensor([p.weight for p in pairs])
+    weights = torch.tensor([p.weight for p in pairs], device=chosen.device)
     return dpo_loss(chosen, rejected, ref_chosen, ref_rejected, beta=beta, weights=weights)

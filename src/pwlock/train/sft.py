@@ -18,6 +18,7 @@ from lion_pytorch import Lion
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from pwlock.train import accel
 from pwlock.train.data import collate
 from pwlock.train.losses import IGNORE_INDEX, completion_nll, lock_loss
 from pwlock.types import Example
@@ -75,7 +76,7 @@ def batch_loss(model: PreTrainedModel, batch: dict[str, torch.Tensor], kl_target
     if batch["kl"].any():
         if kl_target is None:
             raise ValueError("examples marked kl need a kl_target distribution")
-        return lock_loss(logits, labels, batch["kl"], kl_target)
+        return lock_loss(logits, labels, batch["kl"], kl_target.to(logits.device))
     return completion_nll(logits, labels)
 
 
@@ -105,6 +106,7 @@ def sft(
     total = steps_per_epoch * args.epochs
     optimizer = make_optimizer(model, args)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, args))
+    trained, optimizer = accel.prepare(model, optimizer)  # DDP/FSDP under `accelerate launch`
     model.train()
     losses = []
     bar = tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True)
@@ -115,11 +117,11 @@ def sft(
         rng.shuffle(examples)
         epoch_loss = 0.0
         for start in range(0, len(examples), args.batch_size):
-            batch = collate(tokenizer, examples[start : start + args.batch_size])
-            loss = batch_loss(model, batch, kl_target)
-            loss.backward()
-            if args.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+            mine, weight = accel.shard(examples[start : start + args.batch_size])
+            batch = accel.to_device(collate(tokenizer, mine), model)
+            loss = batch_loss(trained, batch, kl_target) * weight
+            accel.backward(loss)
+            accel.clip(trained, args.grad_clip)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -132,5 +134,6 @@ def sft(
             on_epoch_end(epoch + 1)
             model.train()
     bar.close()
+    accel.release()
     model.eval()
     return losses
