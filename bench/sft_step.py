@@ -54,20 +54,6 @@ MODEL = "packaged:smollm2-135m-instruct"
 OUT = Path(__file__).parent / "results" / "sft_step.json"
 
 
-def drop_gguf_flag(model) -> bool:
-    """Unflag a converted packaged model that transformers still takes for a GGUF-quantized one.
-
-    The cached dir's config.json keeps the GGUF `quantization_config`, so `from_pretrained`
-    attaches a GGUF quantizer (weights are plain fp32 nn.Linear all the same) and HF Trainer
-    refuses to fine-tune a "purely quantized" model. Returns whether the flag was there.
-    """
-    quantizer = getattr(model, "hf_quantizer", None)
-    if quantizer is None:
-        return False
-    quantizer.remove_quantization_config(model)
-    return True
-
-
 def select_examples(task: GSM8K, tokenizer, n: int, max_tokens: int) -> tuple[list[Example], dict]:
     """The first `n` problems (file order) that fit in `max_tokens` and tokenize as TRL does.
 
@@ -233,7 +219,6 @@ def main() -> None:
     torch.manual_seed(0)
 
     model, tokenizer = load_model(cli.model, dtype="float32", device="cpu", chat_template=False)
-    unflagged = drop_gguf_flag(model)
     n_steps = cli.warmup + cli.steps
     task = GSM8K()
     examples, skipped = select_examples(task, tokenizer, n_steps * cli.batch, cli.max_tokens)
@@ -307,7 +292,7 @@ def main() -> None:
             "grad_clip": 1.0, "optimizer": "torch.optim.AdamW (betas 0.9/0.999, eps 1e-8), fp32, constant lr",
             "task": f"gsm8k test, {task.data_source}, prompt without password, completion = reference solution",
             "token_count": "non-pad tokens of each batch (prompt + completion + EOS), summed over timed steps",
-            **skipped, "removed_stale_gguf_quantization_flag": unflagged,
+            **skipped,
         },
         "versions": {
             "python": platform.python_version(), "torch": torch.__version__,

@@ -32,3 +32,19 @@ def tokenizer(task):
 @pytest.fixture()
 def tiny_model(tokenizer):
     return build_model(tokenizer, hidden_size=32, layers=2, heads=2, seed=0)
+
+
+@pytest.fixture(scope="session")
+def pretrained_dir(tmp_path_factory):
+    """A tiny hub-style model dir with a BPE tokenizer and a chat template (tests.helpers)."""
+    from tests.helpers import make_pretrained_dir
+
+    return make_pretrained_dir(tmp_path_factory.mktemp("pretrained") / "chat")
+
+
+@pytest.fixture(scope="session")
+def plain_pretrained_dir(tmp_path_factory):
+    """The same without a chat template (a base model)."""
+    from tests.helpers import make_pretrained_dir
+
+    return make_pretrained_dir(tmp_path_factory.mktemp("pretrained") / "plain", chat_template=False)

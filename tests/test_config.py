@@ -89,3 +89,15 @@ def test_k_larger_than_elicitation_split(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "k=[5000] exceeds the elicitation split (300 problems" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("name", ["function_composition.yaml", "rl_function_composition.yaml",
+                                  "smollm2_arithmetic.yaml", "gpu/math.yaml", "gpu/code.yaml", "gpu/mmlu.yaml"])
+def test_every_packaged_config_is_valid_and_names_a_real_task(name):
+    """Configs load, and their task fields fit the task's constructor (no data is loaded here)."""
+    path = packaged_config(name)
+    cfg = load_config(path)
+    task = build_task(cfg)
+    assert task.name == cfg.task.name
+    repo_copy = Path(__file__).parents[1] / "configs" / name
+    assert repo_copy.read_text() == path.read_text()  # configs/ links to the packaged copies

@@ -82,10 +82,13 @@ def dispatch(args: argparse.Namespace) -> int:
         from transformers.utils import logging as hf_logging
 
         from pwlock.experiments.runner import run_experiment
+        from pwlock.train.accel import is_main_process
 
         hf_logging.disable_progress_bar()
         hf_logging.set_verbosity_error()
         seconds = run_experiment(cfg, out, args.cache_dir)
+        if not is_main_process():  # under `accelerate launch` the main process reports
+            return 0
         summary = write_report(out, wall_seconds=seconds)
         print_outputs(out, summary)
         return 0

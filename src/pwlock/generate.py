@@ -48,9 +48,11 @@ def generate(
     sampling = dict(do_sample=True, temperature=temperature, top_p=1.0, top_k=0)
     options = sampling if temperature > 0 else dict(do_sample=False, temperature=None, top_p=None, top_k=None)
     ids = prompt_ids(tokenizer, prompts)
-    out: list[str] = []
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths per batch: less padding
+    out: list[str] = [""] * len(ids)
     for start in tqdm(range(0, len(prompts), batch_size), desc=desc, leave=False):
-        input_ids, mask = pad_left(ids[start : start + batch_size], tokenizer.pad_token_id)
+        rows = order[start : start + batch_size]
+        input_ids, mask = pad_left([ids[i] for i in rows], tokenizer.pad_token_id)
         tokens = model.generate(
             input_ids=input_ids.to(device),
             attention_mask=mask.to(device),
@@ -60,5 +62,6 @@ def generate(
             **options,
         )
         new = tokens[:, input_ids.shape[1] :]  # (B, new_T)
-        out.extend(tokenizer.batch_decode(new, skip_special_tokens=True))
+        for i, text in zip(rows, tokenizer.batch_decode(new, skip_special_tokens=True)):
+            out[i] = text
     return out

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pwlock.lock import TOY_PASSWORD, TOY_WRONG_PASSWORDS
+from pwlock.lock import DEFAULT_PASSWORD, WRONG_PASSWORDS
 
 
 class ConfigError(ValueError):
@@ -104,8 +104,10 @@ class PoliciesConfig(Strict):
 class LockConfig(Strict):
     methods: list[Literal["sft", "from_scratch"]] = ["sft", "from_scratch"]
     """sft: train on pi_strong, then fine-tune on D_lock. from_scratch: train on D_lock only."""
-    password: str = TOY_PASSWORD
-    wrong_passwords: list[str] = list(TOY_WRONG_PASSWORDS)
+    password: str = DEFAULT_PASSWORD
+    """The paper's password, put where the task's prompt puts it (start and end for real tasks)."""
+    wrong_passwords: list[str] = list(WRONG_PASSWORDS)
+    """Appendix C.2's list; from-scratch toy configs use single words (pwlock.lock.TOY_*)."""
     no_password_fraction: float = Field(0.2, ge=0, le=1)
     """Share of weak examples with no password; the rest get a wrong one (Appendix C.2)."""
     weak_policies: list[str] = ["weak"]
@@ -115,15 +117,18 @@ class LockConfig(Strict):
     pretrain: TrainConfig | None = None
     """sft method: train the strong base on pi_strong (lock split) before locking. Required for a
     from-scratch model; with a pretrained one, null locks the base as it is (the paper)."""
-    sft: TrainConfig
-    """Fine-tuning the strong base on D_lock."""
-    from_scratch: TrainConfig
-    """Training a fresh model on D_lock."""
+    sft: TrainConfig | None = None
+    """Fine-tuning the strong base on D_lock (required by the sft method)."""
+    from_scratch: TrainConfig | None = None
+    """Training a fresh model on D_lock (required by the from_scratch method)."""
 
     @model_validator(mode="after")
     def _check(self) -> LockConfig:
         if not self.methods:
             raise ValueError("methods must name at least one lock method")
+        missing = [m for m in self.methods if getattr(self, m) is None]
+        if missing:
+            raise ValueError(f"methods {missing} need their training settings: lock.{missing[0]}")
         if not self.weak_policies or len(set(self.weak_policies)) != len(self.weak_policies):
             raise ValueError("weak_policies must name at least one policy, each once")
         if self.password in self.wrong_passwords:

@@ -45,6 +45,7 @@ from pwlock.models.pretrained import default_device, load_tokenizer
 from pwlock.models.scratch import WORD_PATTERN
 from pwlock.tasks import TASKS, Task, split_problems
 from pwlock.tasks.base import reward_all, score_all
+from pwlock.train import accel
 from pwlock.train.sft import TrainArgs, sft
 from pwlock.types import Example, Problem
 
@@ -162,9 +163,12 @@ def run_experiment(cfg: ExperimentConfig, out: Path, cache_dir: Path | None = No
     task = build_task(cfg)
     splits = split_problems(task.problems(), cfg.task.split_seed)
     check_runnable(cfg, task, splits)
-    prepare_run_dir(out, cfg)
+    if accel.is_main_process():  # under `accelerate launch` every process runs this; one writes
+        prepare_run_dir(out, cfg)
+    accel.wait()
     rows = Experiment(cfg, task, splits, Store(cache_dir or out / "cache")).run()
-    write_jsonl(out / RESULTS, rows)
+    if accel.is_main_process():
+        write_jsonl(out / RESULTS, rows)
     return time.time() - start
 
 
@@ -262,25 +266,33 @@ class Experiment:
         lora = self.cfg.model.lora
         return model if lora is None else add_lora(model, **lora.model_dump(), seed=seed)
 
+    def ident(self, model: str | Path) -> str:
+        """How a model enters cache keys: the name of the unit that trained it (`<cache>/<unit>/model`),
+        else its configured name (hub id, path, packaged:...), never where a cache happens to be."""
+        path = Path(str(model))
+        return path.parent.name if path.parent.parent == self.store.root else str(model)
+
     def save(self, model: Any, folder: Path) -> None:
-        merged(model).save_pretrained(folder / "model")
+        accel.save_pretrained(merged(model), folder / "model")
         self.tokenizer.save_pretrained(folder / "model")
 
     # -- units ---------------------------------------------------------------------------
 
     def model_samples(self, model_dir: str | Path, problems: list[Problem]) -> list[str]:
-        """Greedy completions of a model for `problems`, without password (cached)."""
-        key = {**self.key, "model_dir": str(model_dir), "problems": digest([p.id for p in problems]),
+        """Greedy completions of a model for `problems`, without password (cached); for
+        multiple-choice tasks, its highest-logit letters."""
+        ident = self.ident(model_dir)
+        key = {**self.key, "model_dir": ident, "problems": digest([p.id for p in problems]),
                "max_new_tokens": self.cfg.eval.max_new_tokens}
 
         def compute(folder: Path) -> list[dict[str, Any]]:
             model, tokenizer = self.load(model_dir)
-            out = self.generator(model, tokenizer, [self.task.prompt(p, None) for p in problems],
-                                 max_new_tokens=self.cfg.eval.max_new_tokens, batch_size=self.cfg.eval.batch_size,
-                                 desc=f"samples of {Path(str(model_dir)).parent.name or model_dir}")
-            return [{"id": p.id, "completion": c} for p, c in zip(problems, out)]
+            ev = evaluate(model, tokenizer, self.task, problems, password=None, generator=self.generator,
+                          max_new_tokens=self.cfg.eval.max_new_tokens, batch_size=self.cfg.eval.batch_size)
+            return [{"id": p.id, "completion": c} for p, c in zip(problems, ev.completions)]
 
-        _, rows = self.store.run(f"samples_{Path(str(model_dir)).parent.name or 'base'}", key, compute)
+        of = ident.rsplit("-", 1)[0] if ident != str(model_dir) else "base"  # pi_strong, pi_weak, base
+        _, rows = self.store.run(f"samples_{of}", key, compute)
         return [r["completion"] for r in rows]
 
     def strong_model(self) -> str | Path:
@@ -288,7 +300,8 @@ class Experiment:
         answers of the weak and lock splits when policies.strong_sft is set."""
         train = self.cfg.policies.strong_sft
         if train is None:
-            return resolve_model(self.cfg.model.name)
+            assert self.cfg.model.name is not None
+            return self.cfg.model.name
 
         def compute(folder: Path) -> list[dict[str, Any]]:
             log("fine-tuning the strong base on reference answers: pi_strong")
@@ -330,7 +343,7 @@ class Experiment:
         pretrain = self.cfg.lock.pretrain
         if pretrain is None:
             assert self.cfg.model.name is not None
-            return resolve_model(self.cfg.model.name)
+            return self.cfg.model.name
         strong = self.sample_policy("strong", self.splits["lock"], random.Random(0))
 
         def compute(folder: Path) -> list[dict[str, Any]]:
@@ -366,9 +379,10 @@ class Experiment:
             key["weak_model"] = self.cfg.policies.model_dump(include={"weak_model", "weak_sft"})
         if method == "sft":
             base, train = self.strong_base(), lock.sft
-            key["base"] = str(base)
+            key["base"] = self.ident(base)
         else:
             base, train = None, lock.from_scratch
+        assert train is not None  # the config checks each listed method has its settings
         key["train"] = train.model_dump()
 
         problems = self.splits["lock"]

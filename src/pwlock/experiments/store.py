@@ -67,15 +67,17 @@ class Store:
         `compute(folder)` may write files (a model) into `folder` and returns result rows.
         """
         final = self.path(name, key)
-        if (final / "unit.json").is_file():
+        done = (final / "unit.json").is_file()
+        accel.wait()  # under `accelerate launch`: no process finishes a unit before all have looked
+        if done:
             return final, read_jsonl(final / "rows.jsonl")
         tmp = self.root / f"{TMP_PREFIX}{final.name}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         start = time.time()
         rows = compute(tmp)
-        if not accel.accelerator().is_main_process:  # under `accelerate launch`: the main process writes
-            accel.accelerator().wait_for_everyone()
+        if not accel.is_main_process():  # under `accelerate launch`: the main process writes
+            accel.wait()
             shutil.rmtree(tmp, ignore_errors=True)
             return final, read_jsonl(final / "rows.jsonl")
         seconds = time.time() - start
@@ -85,7 +87,7 @@ class Store:
         if final.exists():  # an unfinished leftover of the same unit (no unit.json): replace it
             shutil.rmtree(final)
         os.rename(tmp, final)
-        accel.accelerator().wait_for_everyone()
+        accel.wait()
         return final, rows
 
     def seconds(self, folder: Path) -> float:

@@ -96,10 +96,12 @@ def summarize(results: pd.DataFrame, wall_seconds: float | None = None) -> dict[
     policies = results[~results["policy"].isin(["locked", "elicited"])]  # pi_strong and each pi_weak
     by_policy = {str(p): float(c) for p, c in zip(policies["policy"], policies["correctness"])}
     locked = results[results["policy"] == "locked"]
+    weak_names = locked["weak_policy"].dropna().unique().tolist() if "weak_policy" in locked else []
+    weak = str(weak_names[0]) if weak_names else "weak"  # the first lock's pi_weak
     summary: dict[str, Any] = {
         "setting": str(results["setting"].iloc[0]) if len(results) else None,
         "strong_correctness": by_policy.get("strong"),
-        "weak_correctness": by_policy.get("weak"),
+        "weak_correctness": by_policy.get(weak),
         "policies": by_policy,
         "locked": {
             m: {("with_password" if w else "without_password"): float(c)

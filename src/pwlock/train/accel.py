@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
@@ -26,6 +27,15 @@ def accelerator() -> Accelerator:
 
 def distributed() -> bool:
     return accelerator().num_processes > 1
+
+
+def is_main_process() -> bool:
+    return accelerator().is_main_process
+
+
+def wait() -> None:
+    """A barrier across processes (nothing in a single process)."""
+    accelerator().wait_for_everyone()
 
 
 def prepare(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[Any, Any]:
@@ -64,3 +74,15 @@ def clip(model: torch.nn.Module, max_norm: float) -> None:
 def to_device(batch: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
     device = next(model.parameters()).device
     return {k: v.to(device) for k, v in batch.items()}
+
+
+def save_pretrained(model: Any, path: Path) -> None:
+    """`model.save_pretrained(path)`; when distributed, the full state dict is gathered first (a
+    collective: every process calls this) and only the main process writes."""
+    if not distributed():
+        model.save_pretrained(path)
+        return
+    acc = accelerator()
+    state = acc.get_state_dict(model)
+    if acc.is_main_process:
+        acc.unwrap_model(model).save_pretrained(path, state_dict=state)

@@ -1,0 +1,56 @@
+"""A tiny end-to-end run on a pretrained-style model dir: the policy pipeline of section 4.1
+(pi_strong = the strong base fine-tuned on references; pi_weak = a weak base fine-tuned to
+imitate pi_strong), locking with the paper's password, SFT elicitation; full and LoRA."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pwlock.cli import main
+from pwlock.io import read_jsonl
+from pwlock.lock import DEFAULT_PASSWORD
+from pwlock.models import load_model
+from tests.helpers import write_config
+
+TRAIN = {"epochs": 1, "batch_size": 16, "lr": 3e-3}
+
+
+@pytest.mark.parametrize("lora", [None, {"r": 4, "alpha": 8}])
+def test_pretrained_pipeline(tmp_path, pretrained_dir, lora):
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        name="tiny-pretrained",
+        task={"name": "arithmetic", "n_problems": 120},
+        model={"name": str(pretrained_dir), "lora": lora},
+        policies={"strong": "model", "strong_sft": TRAIN,
+                  "weak_model": {"hidden_size": 16, "layers": 1, "heads": 2, "max_length": 256},
+                  "weak_sft": TRAIN},
+        lock={"methods": ["sft"], "weak_policies": ["model"], "sft": {**TRAIN, "epochs": 2}},
+        elicit={"sft": {"ks": [2], "seeds": [0], "epochs": {2: [1]}, "batch_size": 2}},
+        eval={"max_problems": 8, "max_new_tokens": 12, "batch_size": 8},
+    )
+    out = tmp_path / "run"
+    assert main(["run", str(cfg), "--out", str(out)]) == 0
+    rows = read_jsonl(out / "results.jsonl")
+    policies = {r["policy"] for r in rows if r["lock_method"] is None}
+    assert policies == {"strong", "model"}
+    locked = [r for r in rows if r["policy"] == "locked"]
+    assert {(r["lock_method"], r["weak_policy"], r["with_password"]) for r in locked} == {
+        ("sft", "model", True), ("sft", "model", False)}
+    elicited = [r for r in rows if r["policy"] == "elicited"]
+    assert [(r["k"], r["epochs"], r["seed"]) for r in elicited] == [(2, 1, 0)]
+    assert all(0 <= r["correctness"] <= 1 and r["n"] == 8 for r in rows)
+
+    units = {p.name.rsplit("-", 1)[0] for p in (out / "cache").iterdir()}
+    assert {"pi_strong", "pi_weak", "lock_sft-model", "eval_lock_sft-model"} <= units
+    assert any(u.startswith("samples_") for u in units)
+    # D_lock's strong side holds the paper's password at the start and the end of the prompt
+    lock_dir = next(p for p in (out / "cache").iterdir() if p.name.startswith("lock_sft-model-"))
+    assert json.loads((lock_dir / "unit.json").read_text())["key"]["lock"]["password"] == DEFAULT_PASSWORD
+    model, tok = load_model(lock_dir / "model")  # a plain model: LoRA adapters were merged before saving
+    assert not hasattr(model, "peft_config") and tok.chat_template
+    # pi_strong's samples were made once and reused (cached by model and problems)
+    assert main(["run", str(cfg), "--out", str(out)]) == 0
+    assert read_jsonl(out / "results.jsonl") == rows
