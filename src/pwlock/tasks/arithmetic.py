@@ -25,8 +25,8 @@ from pwlock.types import Problem
 OPERATIONS = {"addition": "+", "subtraction": "-", "multiplication": "*"}
 CAPACITY = {"addition": 90 * 90, "subtraction": sum(range(1, 91)), "multiplication": 90 * 8}
 """Distinct problems per operation: a in 10..99; b in 10..99 (b <= a for subtraction) or 2..9."""
-ANSWER = re.compile(r"answer is\s*(-?\d+)", re.IGNORECASE)
-NUMBER = re.compile(r"-?\d+")
+ANSWER = re.compile(r"answer is\s*(-?\d+(?:\.\d+)?)", re.IGNORECASE)
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?")  # "8.5" stays one number, so it cannot pass for 8
 
 
 def no_carry(a: int, b: int, op: str) -> int:
