@@ -21,12 +21,12 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import time
 from pathlib import Path
 
 import torch
 import transformers
+from common import git_sha  # bench/common.py
 
 from pwlock.generate import generate
 from pwlock.models.pretrained import load_model
@@ -47,15 +47,6 @@ def timed_generate(model, tokenizer, prompts: list[str], batch_size: int, max_ne
 def first_difference(a: str, b: str) -> int:
     """Index of the first differing character (len of the shorter when one is a prefix)."""
     return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-
-
-def git_sha() -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, check=True)
-        return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def parse_args() -> argparse.Namespace:

@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import datasets
 import torch
 import transformers
 import trl
+from common import git_sha  # bench/common.py
 from transformers import TrainerCallback
 
 from pwlock.elicit.dpo import frozen_copy
@@ -157,15 +157,6 @@ def bench(policy, reference, tokenizer, pairs, out_dir: Path) -> tuple[dict, dic
 
 def load() -> float:
     return os.getloadavg()[0]
-
-
-def git_sha() -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, check=True)
-        return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def main() -> None:

@@ -32,7 +32,6 @@ import copy
 import json
 import os
 import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -41,6 +40,7 @@ import datasets
 import torch
 import transformers
 import trl
+from common import git_sha  # bench/common.py
 from transformers import TrainerCallback
 
 from pwlock.models.pretrained import load_model
@@ -181,15 +181,6 @@ def matmul_peak(n: int, reps: int) -> float:
         torch.matmul(a, b)
         best = min(best, time.perf_counter() - t0)
     return 2 * n**3 / best
-
-
-def git_sha() -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, check=True)
-        return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def parse_args() -> argparse.Namespace:
