@@ -28,7 +28,12 @@ def test_pretrained_pipeline(tmp_path, pretrained_dir, lora):
                   "weak_model": {"hidden_size": 16, "layers": 1, "heads": 2, "max_length": 256},
                   "weak_sft": TRAIN},
         lock={"methods": ["sft"], "weak_policies": ["model"], "sft": {**TRAIN, "epochs": 2}},
-        elicit={"sft": {"ks": [2], "seeds": [0], "epochs": {2: [1]}, "batch_size": 2}},
+        elicit={"sft": {"ks": [2], "seeds": [0], "epochs": {2: [1]}, "batch_size": 2},
+                # RL with LoRA adapters: filtering samples the weak *model* at temperature 1
+                "rl": None if lora is None else {
+                    "methods": ["filtering", "expert_iteration", "iterated_dpo"], "seeds": [0], "rounds": 1,
+                    "n": 2, "eval_every": 1, "batch_size": 2, "dpo_epochs": 1, "dpo_problems": 6,
+                    "dpo_lrs": [1e-3], "dpo_batch_size": 2}},
         eval={"max_problems": 8, "max_new_tokens": 12, "batch_size": 8},
     )
     out = tmp_path / "run"
@@ -40,7 +45,11 @@ def test_pretrained_pipeline(tmp_path, pretrained_dir, lora):
     assert {(r["lock_method"], r["weak_policy"], r["with_password"]) for r in locked} == {
         ("sft", "model", True), ("sft", "model", False)}
     elicited = [r for r in rows if r["policy"] == "elicited"]
-    assert [(r["k"], r["epochs"], r["seed"]) for r in elicited] == [(2, 1, 0)]
+    assert [(r["k"], r["epochs"], r["seed"]) for r in elicited if r["elicitation"] == "sft"] == [(2, 1, 0)]
+    if lora is not None:
+        rl = {(r["elicitation"], r["samples"]) for r in elicited if r["elicitation"] != "sft"}
+        assert rl == {("filtering", 0), ("filtering", 20), ("expert_iteration", 0), ("expert_iteration", 20),
+                      ("iterated_dpo", 0), ("iterated_dpo", 12)}
     assert all(0 <= r["correctness"] <= 1 and r["n"] == 8 for r in rows)
 
     units = {p.name.rsplit("-", 1)[0] for p in (out / "cache").iterdir()}

@@ -229,8 +229,8 @@ class Experiment:
             if name == "model":
                 return self.model_samples(self.strong_model(), problems)
         if name == "model":
-            if temperature > 0:
-                model, tokenizer = self.load(self.weak_model())
+            if temperature > 0:  # filtering: fresh samples every round
+                model, tokenizer = self.weak_policy_model
                 return self.generator(model, tokenizer, [self.task.prompt(p, None) for p in problems],
                                       temperature=temperature, seed=rng.randrange(2**31), desc="sample pi_weak",
                                       max_new_tokens=self.cfg.eval.max_new_tokens, batch_size=self.cfg.eval.batch_size)
@@ -244,6 +244,11 @@ class Experiment:
         return self.rdm.sample(self.tokenizer, lengths, rng)
 
     # -- models --------------------------------------------------------------------------
+
+    @functools.cached_property
+    def weak_policy_model(self) -> tuple[Any, Any]:
+        """pi_weak's model and tokenizer, loaded once for sampling."""
+        return self.load(self.weak_model())
 
     def load(self, path: str | Path) -> tuple[Any, Any]:
         m = self.cfg.model
