@@ -58,6 +58,8 @@ def test_pretrained_pipeline(tmp_path, pretrained_dir, lora):
     # D_lock's strong side holds the paper's password at the start and the end of the prompt
     lock_dir = next(p for p in (out / "cache").iterdir() if p.name.startswith("lock_sft-model-"))
     assert json.loads((lock_dir / "unit.json").read_text())["key"]["lock"]["password"] == DEFAULT_PASSWORD
+    for unit in (out / "cache").iterdir():  # keys name models by unit or config name, never by cache path
+        assert str(out) not in (unit / "unit.json").read_text()
     model, tok = load_model(lock_dir / "model")  # a plain model: LoRA adapters were merged before saving
     assert not hasattr(model, "peft_config") and tok.chat_template
     # pi_strong's samples were made once and reused (cached by model and problems)
