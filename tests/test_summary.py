@@ -80,7 +80,7 @@ def test_summarize_rl_section_per_lock_and_method():
     rows = rl_rows("expert_iteration", 3e-4, 0, [(0, 0.2), (640, 0.6)]) + rl_rows(
         "expert_iteration", 3e-4, 1, [(0, 0.2), (640, 0.8)])
     s = summarize(pd.DataFrame(policies + locked + rows))
-    assert s["policies"] == {"strong": 1.0, "identity16": 0.25} and s["weak_correctness"] is None
+    assert s["policies"] == {"strong": 1.0, "identity16": 0.25} and s["weak_correctness"] == 0.25  # the lock's pi_weak
     ei = s["rl"]["sft-identity16"]["expert_iteration"]
     assert ei["samples"] == 640 and ei["mean"] == pytest.approx(0.7) and ei["seeds"] == 2
     assert ei["gap_recovered"] == pytest.approx(0.625)  # (0.7 - 0.2) / (1.0 - 0.2)
