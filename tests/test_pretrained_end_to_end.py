@@ -18,14 +18,18 @@ TRAIN = {"epochs": 1, "batch_size": 16, "lr": 3e-3}
 
 
 @pytest.mark.parametrize("lora", [None, {"r": 4, "alpha": 8}])
-def test_pretrained_pipeline(tmp_path, pretrained_dir, lora):
+def test_pretrained_pipeline(tmp_path, pretrained_dir, plain_pretrained_dir, lora):
+    # pi_weak's base: from scratch on the strong tokenizer, or (LoRA case) a pretrained model with
+    # its own tokenizer (no chat template, another EOS), trained and sampled with that tokenizer
+    weak_base = ({"hidden_size": 16, "layers": 1, "heads": 2, "max_length": 256} if lora is None
+                 else {"name": str(plain_pretrained_dir)})
     cfg = write_config(
         tmp_path / "c.yaml",
         name="tiny-pretrained",
         task={"name": "arithmetic", "n_problems": 120},
         model={"name": str(pretrained_dir), "lora": lora},
         policies={"strong": "model", "strong_sft": TRAIN,
-                  "weak_model": {"hidden_size": 16, "layers": 1, "heads": 2, "max_length": 256},
+                  "weak_model": weak_base,
                   "weak_sft": TRAIN},
         lock={"methods": ["sft"], "weak_policies": ["model"], "sft": {**TRAIN, "epochs": 2}},
         elicit={"sft": {"ks": [2], "seeds": [0], "epochs": {2: [1]}, "batch_size": 2},
@@ -60,6 +64,9 @@ def test_pretrained_pipeline(tmp_path, pretrained_dir, lora):
     assert json.loads((lock_dir / "unit.json").read_text())["key"]["lock"]["password"] == DEFAULT_PASSWORD
     for unit in (out / "cache").iterdir():  # keys name models by unit or config name, never by cache path
         assert str(out) not in (unit / "unit.json").read_text()
+    weak_dir = next(p for p in (out / "cache").iterdir() if p.name.startswith("pi_weak-"))
+    _, weak_tok = load_model(weak_dir / "model")
+    assert bool(weak_tok.chat_template) == (lora is None)  # the weak base's own tokenizer was saved
     model, tok = load_model(lock_dir / "model")  # a plain model: LoRA adapters were merged before saving
     assert not hasattr(model, "peft_config") and tok.chat_template
     # pi_strong's samples were made once and reused (cached by model and problems)

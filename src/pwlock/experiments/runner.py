@@ -234,7 +234,7 @@ class Experiment:
                 return self.generator(model, tokenizer, [self.task.prompt(p, None) for p in problems],
                                       temperature=temperature, seed=rng.randrange(2**31), desc="sample pi_weak",
                                       max_new_tokens=self.cfg.eval.max_new_tokens, batch_size=self.cfg.eval.batch_size)
-            return self.model_samples(self.weak_model(), problems)
+            return self.model_samples(self.weak_model(), problems, self.cfg.policies.weak_model)
         if name == "ground_truth":
             return [p.answer for p in problems]
         if name != FIXEDRDM:
@@ -248,10 +248,11 @@ class Experiment:
     @functools.cached_property
     def weak_policy_model(self) -> tuple[Any, Any]:
         """pi_weak's model and tokenizer, loaded once for sampling."""
-        return self.load(self.weak_model())
+        return self.load(self.weak_model(), self.cfg.policies.weak_model)
 
-    def load(self, path: str | Path) -> tuple[Any, Any]:
-        m = self.cfg.model
+    def load(self, path: str | Path, settings: ModelConfig | None = None) -> tuple[Any, Any]:
+        """A model with the dtype, device and chat template of `settings` (default: `model`)."""
+        m = settings or self.cfg.model
         return load_model(path, dtype=m.dtype, device=m.device, chat_template=m.chat_template)
 
     def fresh_model(self, shape: ModelConfig) -> Any:
@@ -260,10 +261,12 @@ class Experiment:
                             **shape.model_dump(include=SCRATCH_FIELDS))
         return model.to(default_device() if self.cfg.model.device == "auto" else self.cfg.model.device)
 
-    def train(self, model: Any, data: Any, args: TrainArgs, desc: str, kl_target: Any = None) -> Any:
-        """SFT `model` (LoRA adapters when model.lora is set); returns the trained plain model."""
+    def train(self, model: Any, data: Any, args: TrainArgs, desc: str, kl_target: Any = None,
+              tokenizer: Any = None) -> Any:
+        """SFT `model` (LoRA adapters when model.lora is set); returns the trained plain model.
+        `tokenizer`: the model's own when it is not the run's (a pretrained weak base)."""
         model = self.trainable(model, args.seed)
-        sft(model, self.tokenizer, data, args, desc=desc, kl_target=kl_target)
+        sft(model, tokenizer or self.tokenizer, data, args, desc=desc, kl_target=kl_target)
         return merged(model)
 
     def trainable(self, model: Any, seed: int) -> Any:
@@ -277,13 +280,14 @@ class Experiment:
         path = Path(str(model))
         return path.parent.name if path.parent.parent == self.store.root else str(model)
 
-    def save(self, model: Any, folder: Path) -> None:
+    def save(self, model: Any, folder: Path, tokenizer: Any = None) -> None:
         accel.save_pretrained(merged(model), folder / "model")
-        self.tokenizer.save_pretrained(folder / "model")
+        (tokenizer or self.tokenizer).save_pretrained(folder / "model")
 
     # -- units ---------------------------------------------------------------------------
 
-    def model_samples(self, model_dir: str | Path, problems: list[Problem]) -> list[str]:
+    def model_samples(self, model_dir: str | Path, problems: list[Problem],
+                      settings: ModelConfig | None = None) -> list[str]:
         """Greedy completions of a model for `problems`, without password (cached); for
         multiple-choice tasks, its highest-logit letters."""
         ident = self.ident(model_dir)
@@ -291,7 +295,7 @@ class Experiment:
                "max_new_tokens": self.cfg.eval.max_new_tokens}
 
         def compute(folder: Path) -> list[dict[str, Any]]:
-            model, tokenizer = self.load(model_dir)
+            model, tokenizer = self.load(model_dir, settings)
             ev = evaluate(model, tokenizer, self.task, problems, password=None, generator=self.generator,
                           max_new_tokens=self.cfg.eval.max_new_tokens, batch_size=self.cfg.eval.batch_size)
             return [{"id": p.id, "completion": c} for p, c in zip(problems, ev.completions)]
@@ -330,13 +334,13 @@ class Experiment:
 
         def compute(folder: Path) -> list[dict[str, Any]]:
             log("fine-tuning the weak base to imitate pi_strong: pi_weak")
-            if pol.weak_model.name is None:
-                model = self.fresh_model(pol.weak_model)
-            else:
-                model, _ = self.load(pol.weak_model.name)
+            if pol.weak_model.name is None:  # from scratch, on the run's tokenizer
+                model, tokenizer = self.fresh_model(pol.weak_model), self.tokenizer
+            else:  # a smaller pretrained model keeps its own tokenizer
+                model, tokenizer = self.load(pol.weak_model.name, pol.weak_model)
             data = [Example(self.task.prompt(p, None), c) for p, c in zip(problems, strong)]
-            self.save(self.train(model, lambda _: data, train_args(pol.weak_sft, pol.weak_model.seed), "pi_weak"),
-                      folder)
+            args = train_args(pol.weak_sft, pol.weak_model.seed)
+            self.save(self.train(model, lambda _: data, args, "pi_weak", tokenizer=tokenizer), folder, tokenizer)
             return []
 
         folder, _ = self.store.run("pi_weak", key, compute)
