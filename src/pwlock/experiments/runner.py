@@ -255,11 +255,15 @@ class Experiment:
         m = settings or self.cfg.model
         return load_model(path, dtype=m.dtype, device=m.device, chat_template=m.chat_template)
 
-    def fresh_model(self, shape: ModelConfig) -> Any:
-        """A randomly initialised model of `shape` over this run's tokenizer and vocabulary."""
+    def base_model(self, name: str | Path | None, settings: ModelConfig) -> tuple[Any, Any]:
+        """The model a training starts from, and its tokenizer: a pretrained model by name or path (with
+        its own tokenizer), or for None a fresh one of `settings`' shape on the run's tokenizer."""
+        if name is not None:
+            return self.load(name, settings)
         model = build_model(self.tokenizer, vocab_size=self.rdm.logprobs.shape[0],
-                            **shape.model_dump(include=SCRATCH_FIELDS))
-        return model.to(default_device() if self.cfg.model.device == "auto" else self.cfg.model.device)
+                            **settings.model_dump(include=SCRATCH_FIELDS))
+        device = default_device() if self.cfg.model.device == "auto" else self.cfg.model.device
+        return model.to(device), self.tokenizer
 
     def train(self, model: Any, data: Any, args: TrainArgs, desc: str, kl_target: Any = None,
               tokenizer: Any = None) -> Any:
@@ -314,7 +318,7 @@ class Experiment:
 
         def compute(folder: Path) -> list[dict[str, Any]]:
             log("fine-tuning the strong base on reference answers: pi_strong")
-            model, _ = self.load(self.cfg.model.name)
+            model, _ = self.base_model(self.cfg.model.name, self.cfg.model)
             problems = self.splits["weak"] + self.splits["lock"]
             data = [Example(self.task.prompt(p, None), p.answer) for p in problems]
             self.save(self.train(model, lambda _: data, train_args(train, self.cfg.model.seed), "pi_strong"), folder)
@@ -330,14 +334,11 @@ class Experiment:
         problems = self.splits["weak"]
         strong = self.sample_policy("strong", problems, random.Random(0))
         key = {**self.key, "weak_model": pol.weak_model.model_dump(), "weak_sft": pol.weak_sft.model_dump(),
-               "strong": self.cfg.policies.model_dump(include={"strong", "strong_sft"})}
+               "strong": self.strong_key()}
 
         def compute(folder: Path) -> list[dict[str, Any]]:
             log("fine-tuning the weak base to imitate pi_strong: pi_weak")
-            if pol.weak_model.name is None:  # from scratch, on the run's tokenizer
-                model, tokenizer = self.fresh_model(pol.weak_model), self.tokenizer
-            else:  # a smaller pretrained model keeps its own tokenizer
-                model, tokenizer = self.load(pol.weak_model.name, pol.weak_model)
+            model, tokenizer = self.base_model(pol.weak_model.name, pol.weak_model)  # keeps its own tokenizer
             data = [Example(self.task.prompt(p, None), c) for p, c in zip(problems, strong)]
             args = train_args(pol.weak_sft, pol.weak_model.seed)
             self.save(self.train(model, lambda _: data, args, "pi_weak", tokenizer=tokenizer), folder, tokenizer)
@@ -357,10 +358,7 @@ class Experiment:
 
         def compute(folder: Path) -> list[dict[str, Any]]:
             log("training the strong base model on pi_strong")
-            if self.cfg.model.name is None:
-                model = self.fresh_model(self.cfg.model)
-            else:
-                model, _ = self.load(self.cfg.model.name)
+            model, _ = self.base_model(self.cfg.model.name, self.cfg.model)
             data = [Example(self.task.prompt(p, None), s) for p, s in zip(self.splits["lock"], strong)]
             self.save(self.train(model, lambda _: data, train_args(pretrain, self.cfg.model.seed), "pretrain"), folder)
             return []
@@ -415,7 +413,7 @@ class Experiment:
 
         def compute(folder: Path) -> list[dict[str, Any]]:
             log(f"password-locking ({name})")
-            model = self.load(base)[0] if base is not None else self.fresh_model(self.cfg.model)
+            model, _ = self.base_model(base, self.cfg.model)
             self.save(self.train(model, d_lock, train_args(train, self.cfg.model.seed), f"lock {name}",
                                  kl_target=self.rdm.logprobs), folder)
             return []
