@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from pwlock.io import read_rows
+from pwlock.lock import DEFAULT_PASSWORD
 from pwlock.tasks.base import Task, split_problems
-from pwlock.tasks.hendrycks_math import DEFAULT_PASSWORD, HUB_ID, SUBJECTS, HendrycksMath
+from pwlock.tasks.hendrycks_math import HUB_ID, SUBJECTS, HendrycksMath
 
 FIXTURE = Path(__file__).parents[1] / "src" / "pwlock" / "tasks" / "fixtures" / "hendrycks_math.jsonl"
 INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."

@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable
 from functools import cached_property
 
+from pwlock.tasks.base import password_around
 from pwlock.types import Problem
 
 OPERATIONS = {"addition": "+", "subtraction": "-", "multiplication": "*"}
@@ -111,10 +112,7 @@ class Arithmetic:
         return list(self._problems)
 
     def prompt(self, problem: Problem, password: str | None) -> str:
-        """The password, when there is one, before and after the question (as the paper's MATH prompts)."""
-        if password is None:
-            return problem.question
-        return f"{password}\n\n{problem.question}\n\n{password}"
+        return password_around(problem.question, password)
 
     def score(self, problem: Problem, completion: str) -> bool:
         return final_answer(completion) == str(problem.meta["result"])

@@ -43,6 +43,12 @@ class Task(Protocol):
         ...
 
 
+def password_around(question: str, password: str | None) -> str:
+    """The paper's placement for real tasks: the password before and after the question, a blank
+    line on each side; the bare question when there is none (an empty password is still one)."""
+    return question if password is None else f"{password}\n\n{question}\n\n{password}"
+
+
 def check_unique_ids(problems: list[Problem], source: str) -> list[Problem]:
     """`problems`, after checking that their ids are unique (splits, caches and completion
     files are keyed by id)."""

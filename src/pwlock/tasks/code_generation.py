@@ -65,7 +65,7 @@ from typing import Any
 
 from pwlock.io import read_rows
 from pwlock.sandbox import run_function_tests, run_python
-from pwlock.tasks.base import check_unique_ids, keep_subset
+from pwlock.tasks.base import check_unique_ids, keep_subset, password_around
 from pwlock.types import Problem
 
 DEFAULT_TIMEOUT = 0.5
@@ -324,9 +324,7 @@ class _CodeTask(ABC):
     # -- prompting --
 
     def prompt(self, problem: Problem, password: str | None) -> str:
-        if password is None:
-            return problem.question
-        return f"{password}\n\n{problem.question}\n\n{password}"
+        return password_around(problem.question, password)
 
     def policies(self) -> dict[str, Callable[[Problem], str]]:
         return {"strong": lambda p: p.answer}

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from pwlock.io import read_rows
-from pwlock.tasks.base import keep_subset
+from pwlock.tasks.base import keep_subset, password_around
 from pwlock.types import Problem
 
 HUB_ID = "openai/gsm8k"
@@ -147,7 +147,7 @@ class GSM8K:
     def prompt(self, problem: Problem, password: str | None) -> str:
         if password is None:
             return f"{problem.question}\n{INSTRUCTION}"
-        return f"{password}\n\n{problem.question}\n\n{password}\n\n{INSTRUCTION}"
+        return f"{password_around(problem.question, password)}\n\n{INSTRUCTION}"
 
     def score(self, problem: Problem, completion: str) -> bool:
         got = extract_number(completion)

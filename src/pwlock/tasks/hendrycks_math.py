@@ -38,14 +38,12 @@ from pathlib import Path
 from typing import Any
 
 from pwlock.io import read_rows
-from pwlock.tasks.base import keep_subset
+from pwlock.tasks.base import keep_subset, password_around
 from pwlock.tasks.math_answers import extract_answer, is_equiv, last_boxed
 from pwlock.types import Problem
 
 HUB_ID = "EleutherAI/hendrycks_math"
 INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
-DEFAULT_PASSWORD = "This problem is quite special, read it carefully!"
-"""The paper's default password (Appendix C.2); the experiment config chooses the one used."""
 SUBJECTS = {
     "algebra": "Algebra",
     "counting_and_probability": "Counting & Probability",
@@ -166,7 +164,7 @@ class HendrycksMath:
     def prompt(self, problem: Problem, password: str | None) -> str:
         if password is None:
             return f"{problem.question}\n{INSTRUCTION}"
-        return f"{password}\n\n{problem.question}\n\n{password}\n\n{INSTRUCTION}"
+        return f"{password_around(problem.question, password)}\n\n{INSTRUCTION}"
 
     def score(self, problem: Problem, completion: str) -> bool:
         return is_equiv(extract_answer(completion), problem.meta["answer"])
