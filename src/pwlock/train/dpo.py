@@ -20,6 +20,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from pwlock.train import accel
 from pwlock.train.data import collate
 from pwlock.train.losses import sequence_logprobs
+from pwlock.train.sft import completion_logits
 from pwlock.types import Example
 
 
@@ -57,9 +58,8 @@ def pair_logprobs(
     """Summed completion log-probs of (chosen, rejected), each (B,), from one forward pass
     over the batch [chosen..., rejected...]."""
     examples = [Example(p.prompt, p.chosen) for p in pairs] + [Example(p.prompt, p.rejected) for p in pairs]
-    batch = accel.to_device(collate(tokenizer, examples), model)
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    logps = sequence_logprobs(logits, batch["labels"])
+    logits, labels = completion_logits(model, accel.to_device(collate(tokenizer, examples), model))
+    logps = sequence_logprobs(logits, labels)
     return logps[: len(pairs)], logps[len(pairs) :]
 
 

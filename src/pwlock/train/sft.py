@@ -59,20 +59,22 @@ def lr_factor(step: int, total: int, args: TrainArgs) -> float:
     return 1.0
 
 
-def batch_loss(model: PreTrainedModel, batch: dict[str, torch.Tensor], kl_target: torch.Tensor | None = None,
-               ) -> torch.Tensor:
-    """The SFT loss of one collated batch: completion NLL, or `lock_loss` when rows are marked kl.
-
-    Logits are computed only from the first position that predicts a supervised token on:
-    the LM head over the prompt positions is skipped. With a 49k vocabulary that head is
-    a large share of a small model's compute, and the prompt is often most of the tokens.
-    """
+def completion_logits(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and labels from the first position that predicts a supervised token on, (B, T', V) and
+    (B, T'): the LM head over the prompt positions is skipped. With a 49k vocabulary that head is
+    a large share of a small model's compute, and the prompt is often most of the tokens."""
     labels = batch["labels"]
     supervised = (labels != IGNORE_INDEX).any(0).nonzero()
     start = max(0, int(supervised[0]) - 1) if len(supervised) else 0
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                    logits_to_keep=labels.shape[1] - start).logits
-    labels = labels[:, start:]
+    return logits, labels[:, start:]
+
+
+def batch_loss(model: PreTrainedModel, batch: dict[str, torch.Tensor], kl_target: torch.Tensor | None = None,
+               ) -> torch.Tensor:
+    """The SFT loss of one collated batch: completion NLL, or `lock_loss` when rows are marked kl."""
+    logits, labels = completion_logits(model, batch)
     if batch["kl"].any():
         if kl_target is None:
             raise ValueError("examples marked kl need a kl_target distribution")
