@@ -111,7 +111,9 @@ def lock_examples(
     return examples
 
 
-def lock_name(method: str, weak_policy: str | None) -> str:
+def lock_name(method: str, weak_policy: str | None, variant: str | None = None) -> str:
     """How a lock is named in unit folders, logs and reports: its method (`sft`,
-    `from_scratch`), suffixed by pi_weak when that is not the task's default `weak`."""
-    return method if weak_policy in (None, "weak") else f"{method}-{weak_policy}"
+    `from_scratch`), suffixed by pi_weak when that is not the task's default `weak`, and by its
+    variant when it is not the regular single-password lock (`sft-per_domain`, `sft-held_out`)."""
+    name = method if weak_policy in (None, "weak") else f"{method}-{weak_policy}"
+    return name if variant in (None, "regular") else f"{name}-{variant}"
