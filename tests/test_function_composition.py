@@ -112,3 +112,96 @@ def test_duplicate_problem_ids_are_refused(task):
     assert check_unique_ids(problems, "here") == problems
     with pytest.raises(ValueError, match=f"duplicate problem id '{problems[0].id}' in here"):
         check_unique_ids([*problems, problems[0]], "here")
+
+
+def test_defaults_unchanged():
+    """Problems, ids, prompts and completions as before `alphabet` and `problem_seed` existed
+    (values taken from the code before that change; version "1" promises them)."""
+    import hashlib
+    import json
+
+    task = FunctionComposition(n_problems=500, seed=0)
+    assert task.version == "1" and task.data_source == "generated in code (seed 0, 500 problems)"
+    ps, pol = task.problems(), task.policies()
+    assert [(p.id, task.prompt(p, None), p.answer, p.domain, pol["weak"](p)) for p in (ps[0], ps[1], ps[499])] == [
+        ("3.5:1524", "_ | fn3 fn5 | 1 5 2 4 |", "5241|9345", "fn0-7", "5241|5241"),
+        ("16.13:9092", "_ | fn16 fn13 | 9 0 9 2 |", "2328|2823", "fn16-23", "9092|9092"),
+        ("2.18:1248", "_ | fn2 fn18 | 1 2 4 8 |", "1842|2130", "fn0-7", "1842|2130"),
+    ]
+    rows = [[p.id, task.prompt(p, None), task.prompt(p, "pw"), p.answer, p.domain] + [pol[k](p) for k in sorted(pol)]
+            for p in ps]
+    assert hashlib.sha256(json.dumps(rows).encode()).hexdigest() == \
+        "87d1212a3cc8b1e6974ef1506c9d353908689eb86cbf235b38208b036d07540a"
+    p = FunctionComposition(n_problems=50, seed=7, n_composed=3).problems()[10]
+    assert (p.id, p.answer) == ("11.2.3:4892", "3941|9134|8075")
+    assert task.vocabulary == [*"0123456789", *(f"fn{i}" for i in range(32)), "|", "_"]
+
+
+LETTERS = str.maketrans("0123456789", "abcdefghij")
+
+
+def test_letters_alphabet_writes_every_digit_as_a_letter():
+    digits = FunctionComposition(n_problems=500, seed=0)
+    letters = FunctionComposition(n_problems=500, seed=0, alphabet="letters")
+    p = letters.problems()[0]
+    assert letters.prompt(p, None) == "_ | fn3 fn5 | b f c e |"  # digits: "1 5 2 4"
+    assert p.answer == "f c e b | j d e f"  # digits: "5241|9345"
+    assert letters.version == digits.version  # the config (in cache keys) tells them apart
+    for d, q in zip(digits.problems(), letters.problems(), strict=True):
+        # Same problems, ids and domains; only the writing differs, question and every policy.
+        assert (q.id, q.domain, q.meta) == (d.id, d.domain, d.meta)
+        assert q.question == d.question.split("|")[0] + "|" + d.question.split("|", 1)[1].translate(LETTERS)
+        for name, policy in letters.policies().items():
+            assert policy(q) == " | ".join(" ".join(r.translate(LETTERS)) for r in digits.policies()[name](d).split("|"))
+
+
+def test_letters_scoring_and_policies():
+    task = FunctionComposition(n_problems=500, seed=0, alphabet="letters")
+    pol, problems = task.policies(), task.problems()
+    assert all(task.score(p, pol["strong"](p)) for p in problems)
+    weak_rate = sum(task.score(p, pol["weak"](p)) for p in problems) / len(problems)
+    assert 0.15 < weak_rate < 0.4
+    p = problems[0]  # answer "f c e b | j d e f"
+    assert task.score(p, "fceb|jdef") and task.score(p, " f c e b|j  d e f ")
+    assert not task.score(p, "5241|9345")  # the digit answer is not an answer here
+    assert not task.score(p, "f c e b | j d e f | f")
+    assert task.reward(p, "f c e b | j d e f") == 1.0
+    assert task.reward(p, "f c e b | j d e g") == pytest.approx(8 / 9)
+    assert task.reward(p, "5241|9345") == pytest.approx(1 / 9)  # only the separator matches
+    assert task.reward(p, "") == 0.0
+
+
+def test_letters_vocabulary_and_word_level_tokens():
+    from pwlock.models.scratch import build_tokenizer
+
+    task = FunctionComposition(n_problems=300, seed=0, alphabet="letters")
+    assert task.vocabulary == [*"abcdefghij", *(f"fn{i}" for i in range(32)), "|", "_"]
+    tok = build_tokenizer(task.vocabulary + ["PW"])
+    for p in task.problems():
+        for text in (task.prompt(p, "PW"), *(policy(p) for policy in task.policies().values())):
+            assert tok.unk_token_id not in tok(text)["input_ids"]
+        ids = tok(p.answer)["input_ids"]
+        assert len(ids) == 9  # one token per letter, as one per digit with digits
+        assert task.score(p, tok.decode(ids))
+    # Without spaces the letters would be one unknown word: the spaces in the completion matter.
+    assert tok("fceb")["input_ids"] == [tok.unk_token_id]
+
+
+def test_problem_seed_draws_other_problems_over_the_same_functions():
+    default = FunctionComposition(n_problems=300, seed=0)
+    same = FunctionComposition(n_problems=300, seed=0, problem_seed=2)  # seed + 2 is the default
+    other = FunctionComposition(n_problems=300, seed=0, problem_seed=7)
+    assert [p.id for p in same.problems()] == [p.id for p in default.problems()]
+    assert other.functions == default.functions and other.weak_identity() == default.weak_identity()
+    ids, other_ids = {p.id for p in default.problems()}, {p.id for p in other.problems()}
+    assert len(ids & other_ids) < 10  # 300 of 32*32*10^4 problems: overlap is chance only
+    assert other.data_source == "generated in code (seed 0, 300 problems, problem seed 7)"
+    # The answers still follow the shared functions.
+    q = other.problems()[0]
+    f1, f2 = (default.functions[i] for i in q.meta["functions"])
+    assert q.answer == "|".join("".join(map(str, y)) for y in (f1(q.meta["input"]), f2(f1(q.meta["input"]))))
+
+
+def test_bad_alphabet():
+    with pytest.raises(ValueError, match="alphabet must be one of"):
+        FunctionComposition(alphabet="greek")
