@@ -68,3 +68,42 @@ def test_password_placement_domains_and_splits():
         Arithmetic(n_problems=2000, operations=["addition", "multiplication"])
     with pytest.raises(ValueError, match="operations"):
         Arithmetic(operations=["division"])
+
+
+def test_word_level_vocabulary_covers_every_prompt_and_completion():
+    """A from-scratch word-level tokenizer over `vocabulary` spells every problem's prompt,
+    worked solution and pi_weak completion (all 2160 problems the three operations allow)."""
+    from pwlock.models.scratch import build_tokenizer
+
+    task = Arithmetic(n_problems=2160, seed=0)
+    tok = build_tokenizer(task.vocabulary + ["PASSWORD"])
+    weak = task.policies()["weak"]
+    longest = 0
+    for p in task.problems():
+        prompt, answer = tok(task.prompt(p, "PASSWORD"))["input_ids"], tok(p.answer)["input_ids"]
+        for ids in (prompt, answer, tok(weak(p))["input_ids"]):
+            assert tok.unk_token_id not in ids
+        longest = max(longest, len(prompt) + len(answer))
+    # "PASSWORD What is 7 5 * 9 ? PASSWORD" (9) + "7 0 * 9 = 6 3 0 . 5 * 9 = 4 5 . 6 3 0 + 4 5 = 6 7 5 .
+    # The answer is 6 7 5 ." (34): a multiplication with three-digit products, plus EOS fits 64 positions.
+    assert longest == 43
+
+
+def test_word_level_decoded_completions_score_like_the_text():
+    """A word-level tokenizer decodes one token per digit with spaces ("The answer is 8 5 ."):
+    the digits are one number again; a full stop between numbers still is not a decimal point."""
+    from pwlock.models.scratch import build_tokenizer
+
+    task = Arithmetic(n_problems=300, seed=0)
+    tok = build_tokenizer(task.vocabulary)
+    weak = task.policies()["weak"]
+    for p in task.problems():
+        for text in (p.answer, weak(p)):
+            decoded = tok.decode(tok(text)["input_ids"])
+            assert decoded != text and task.score(p, decoded) == task.score(p, text)
+            assert task.reward(p, decoded) == task.reward(p, text)
+    assert final_answer("4 7 + 3 0 = 7 7 . 7 7 + 8 = 8 5 . The answer is 8 5 .") == "85"
+    assert final_answer("4 7 + 3 0 = 7 7 . 7 7 + 8 = 8 5") == "85"  # no phrase: the last number
+    assert final_answer("7 7 . 7 7") == "77"  # not 77.77
+    assert final_answer("The answer is 85. 3 apples") == "85"  # a sentence's full stop, then a number
+    assert task.version == "2"  # 1 read "The answer is 8 5" as 8

@@ -28,6 +28,9 @@ CAPACITY = {"addition": 90 * 90, "subtraction": sum(range(1, 91)), "multiplicati
 """Distinct problems per operation: a in 10..99; b in 10..99 (b <= a for subtraction) or 2..9."""
 ANSWER = re.compile(r"answer is\s*(-?\d+(?:\.\d+)?)", re.IGNORECASE)
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?")  # "8.5" stays one number, so it cannot pass for 8
+SPACED_DIGITS = re.compile(r"(?<=\d) (?=\d)")
+"""A from-scratch word-level tokenizer has one token per digit and decodes with a space between
+tokens ("The answer is 8 5 ."), so digits one space apart are one number."""
 
 
 def no_carry(a: int, b: int, op: str) -> int:
@@ -59,7 +62,9 @@ def exact(a: int, b: int, op: str) -> int:
 
 
 def final_answer(completion: str) -> str | None:
-    """The number after "the answer is", else the last number; None without any."""
+    """The number after "the answer is", else the last number; None without any. Digits one
+    space apart are joined first (word-level decoding, see SPACED_DIGITS)."""
+    completion = SPACED_DIGITS.sub("", completion)
     match = ANSWER.search(completion)
     if match:
         return match.group(1)
@@ -71,7 +76,7 @@ class Arithmetic:
     """Two-digit addition and subtraction, two-digit by one-digit multiplication, worked step by step."""
 
     name = "arithmetic"
-    version = "1"
+    version = "2"  # 2: digits one space apart are one number (from-scratch word-level models)
     domains = tuple(OPERATIONS)
 
     def __init__(self, n_problems: int = 2000, seed: int = 0,
@@ -88,6 +93,13 @@ class Arithmetic:
     @property
     def data_source(self) -> str:
         return f"generated in code (seed {self.seed}, {self.n_problems} problems)"
+
+    @property
+    def vocabulary(self) -> list[str]:
+        """Every word a from-scratch word-level tokenizer needs for the prompts, worked solutions
+        and pi_weak's completions (passwords are added by the caller); all three operators, so
+        the vocabulary does not depend on `operations`."""
+        return ["What", "is", "The", "answer", *map(str, range(10)), *OPERATIONS.values(), "=", ".", "?"]
 
     @cached_property
     def _problems(self) -> list[Problem]:
