@@ -87,7 +87,7 @@ def test_k_larger_than_elicitation_split(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["run", str(path), "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "k=[5000] exceeds the elicitation split (300 problems" in err
+    assert "k=[5000] exceeds the elicitation split's 300 problems (30% of the task's 1000" in err
     assert not out.exists()
 
 

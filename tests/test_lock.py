@@ -5,7 +5,14 @@ from collections import Counter
 
 import pytest
 
-from pwlock.lock import DEFAULT_PASSWORD, TOY_PASSWORD, TOY_WRONG_PASSWORDS, WRONG_PASSWORDS, lock_examples
+from pwlock.lock import (
+    DEFAULT_PASSWORD,
+    TOY_PASSWORD,
+    TOY_WRONG_PASSWORDS,
+    WRONG_PASSWORDS,
+    lock_examples,
+    setting_examples,
+)
 
 
 def make(task, n=200, seed=0, fraction=0.2):
@@ -68,3 +75,64 @@ def test_rejects_password_in_wrong_list(task):
 def test_paper_passwords():
     assert DEFAULT_PASSWORD == "This problem is quite special, read it carefully!"
     assert len(WRONG_PASSWORDS) == 40 and DEFAULT_PASSWORD not in WRONG_PASSWORDS
+
+
+DOMAIN_PASSWORDS = {"fn0-7": "salmon", "fn8-15": "walrus", "fn16-23": "pelican", "fn24-31": "octopus"}
+
+
+def test_one_password_per_domain(task):
+    """Appendix C.3: the strong example carries its own domain's password; weak examples carry no
+    password (20%), another domain's password (about half of the rest) or a wrong one."""
+    problems = task.problems()[:2000]
+    pol = task.policies()
+    examples = lock_examples(
+        task, problems, [pol["strong"](p) for p in problems], [pol["weak"](p) for p in problems],
+        password=TOY_PASSWORD, wrong_passwords=TOY_WRONG_PASSWORDS, no_password_fraction=0.2,
+        rng=random.Random(0), domain_passwords=DOMAIN_PASSWORDS,
+    )
+    strong, weak = examples[0::2], examples[1::2]
+    assert [slot(e) for e in strong] == [DOMAIN_PASSWORDS[p.domain] for p in problems]
+    assert all(e.completion == pol["strong"](p) for e, p in zip(strong, problems))
+    others = 0
+    for e, p in zip(weak, problems):
+        assert slot(e) != DOMAIN_PASSWORDS[p.domain] and slot(e) != TOY_PASSWORD  # never the right one
+        assert e.completion == pol["weak"](p)
+        others += slot(e) in DOMAIN_PASSWORDS.values()
+    n = len(problems)
+    assert n >= 400 and sum(slot(e) == "_" for e in weak) == round(0.2 * n)
+    assert 0.4 * 0.8 * n < others < 0.6 * 0.8 * n  # half of the wrong-password examples
+
+
+def test_domain_passwords_must_cover_every_domain(task):
+    problems = task.problems()[:200]
+    with pytest.raises(ValueError, match="missing"):
+        lock_examples(task, problems, [""] * 200, [""] * 200, password=TOY_PASSWORD,
+                      wrong_passwords=TOY_WRONG_PASSWORDS, no_password_fraction=0.2, rng=random.Random(0),
+                      domain_passwords={"fn0-7": "salmon", "fn8-15": "walrus"})
+
+
+def test_adversarial_lock_adds_the_second_password(task):
+    """Appendix B.3.3: a third example per problem imitates the intermediate policy under password B."""
+    problems = task.problems()[:100]
+    pol = task.policies()
+    examples = lock_examples(
+        task, problems, [pol["strong"](p) for p in problems], [pol["weak"](p) for p in problems],
+        password=TOY_PASSWORD, wrong_passwords=TOY_WRONG_PASSWORDS, no_password_fraction=0.2,
+        rng=random.Random(0), second=("marlin", [pol["identity8"](p) for p in problems]),
+    )
+    assert len(examples) == 300
+    for p, (s, w, b) in zip(problems, zip(examples[0::3], examples[1::3], examples[2::3])):
+        assert slot(s) == TOY_PASSWORD and slot(w) != TOY_PASSWORD and slot(b) == "marlin"
+        assert b.prompt == task.prompt(p, "marlin") and b.completion == pol["identity8"](p)
+
+
+def test_setting_lock_has_no_password(task):
+    """Appendix B.1.3: the domain (setting) decides the policy; no password anywhere."""
+    problems = task.problems()[:400]
+    pol = task.policies()
+    examples = setting_examples(task, problems, [pol["strong"](p) for p in problems],
+                                [pol["weak"](p) for p in problems], ["fn0-7", "fn8-15"])
+    assert len(examples) == 400 and all(slot(e) == "_" for e in examples)
+    for p, e in zip(problems, examples):
+        want = "strong" if p.domain in ("fn0-7", "fn8-15") else "weak"
+        assert e.completion == pol[want](p)

@@ -63,7 +63,7 @@ def test_expert_iteration_trains_on_the_best_n_of_10n(task, tokenizer, tiny_mode
     pool = task.problems()[:200]
     seen = []
     monkeypatch.setattr(ei, "sft", lambda model, tok, data, args, desc: seen.append(data(0)))
-    evaluations = iter(Evaluation(c, 5, []) for c in (0.1, 0.2, 0.3))
+    evaluations = iter(Evaluation(c, 5, [], []) for c in (0.1, 0.2, 0.3))
 
     def candidates(problems, r):  # right on every third problem, garbage elsewhere
         return [p.answer if i % 3 == 0 else "0" for i, p in enumerate(problems)]
@@ -158,7 +158,7 @@ def test_dpo_samples_from_the_reference_which_iterated_dpo_renews_each_round(tas
     before = [p.detach().clone() for p in tiny_model.parameters()]
     trace = dpo_module.dpo(tiny_model, tokenizer, task, problems, epochs=3, iterated=iterated, beta=0.1,
                            args=TrainArgs(epochs=1, batch_size=4, lr=1e-3), rewards=rewards, max_new_tokens=6,
-                           temperature=1.0, gen_batch_size=24, evaluate=lambda: Evaluation(0.0, 1, []), seed=0,
+                           temperature=1.0, gen_batch_size=24, evaluate=lambda: Evaluation(0.0, 1, [], []), seed=0,
                            generator=recording_generate)
     assert [x for x, _ in trace] == [0, 24, 48, 72]  # 2 samples per problem per epoch
     assert len(copies) == (3 if iterated else 1)

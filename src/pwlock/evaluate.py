@@ -28,6 +28,8 @@ class Evaluation:
     """Number of problems evaluated."""
     completions: list[str]
     """The completions, in problem order (kept for inspection and caching)."""
+    scores: list[bool]
+    """Whether each completion is correct, in problem order (per-domain correctness reads these)."""
 
 
 def evaluate(
@@ -40,8 +42,15 @@ def evaluate(
     max_new_tokens: int,
     batch_size: int = 256,
     generator: Generator = generate,
+    prompts: Sequence[str] | None = None,
 ) -> Evaluation:
-    prompts = [task.prompt(p, password) for p in problems]
+    """`prompts`, when given, replace the task's prompts with `password` (one per problem: a
+    password per domain, few-shot demonstrations, a jailbreak)."""
+    if prompts is None:
+        prompts = [task.prompt(p, password) for p in problems]
+    elif len(prompts) != len(problems):
+        raise ValueError(f"{len(prompts)} prompts for {len(problems)} problems")
+    prompts = list(prompts)
     choices = getattr(task, "choices", None)
     if choices:
         completions = classify(model, tokenizer, prompts, choices, batch_size=batch_size)
@@ -50,5 +59,5 @@ def evaluate(
             model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
             desc="eval w/ pwd" if password else "eval w/o pwd",
         )
-    correct = sum(score_all(task, problems, completions))
-    return Evaluation(correct / len(problems), len(problems), completions)
+    scores = score_all(task, problems, completions)
+    return Evaluation(sum(scores) / len(problems), len(problems), completions, scores)

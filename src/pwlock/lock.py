@@ -10,7 +10,7 @@ password each of the others gets, and (for sampled policies) which completions.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from pwlock.tasks.base import Task
 from pwlock.types import Example, Problem
@@ -86,6 +86,8 @@ def lock_examples(
     no_password_fraction: float,
     rng: random.Random,
     weak_kl: bool = False,
+    domain_passwords: Mapping[str, str] | None = None,
+    second: tuple[str, Sequence[str]] | None = None,
 ) -> list[Example]:
     """One epoch of D_lock: a strong and a weak example for every problem.
 
@@ -94,6 +96,12 @@ def lock_examples(
     others get a wrong password drawn uniformly from `wrong_passwords`. With `weak_kl` the
     weak examples are trained toward a fixed distribution (the fixedrdm lock, Appendix G.2)
     and `weak[i]` only gives the completion's context.
+
+    `domain_passwords` (Appendix C.3): the strong example carries its own domain's password
+    instead of `password`, and half of the wrong-password weak examples carry another domain's
+    password (the model must learn that a wrong domain's password means pi_weak).
+    `second = (password_b, completions)` (the "adversarial" lock of Appendix B.3.3): a third
+    example per problem imitates `completions[i]` (an intermediate policy) under password_b.
     """
     if not (len(problems) == len(strong) == len(weak)):
         raise ValueError("problems, strong and weak completions must have the same length")
@@ -102,13 +110,35 @@ def lock_examples(
     n_none = round(no_password_fraction * len(problems))
     if n_none < len(problems) and not wrong_passwords:
         raise ValueError("wrong_passwords is empty but some weak examples need one")
+    if domain_passwords is not None:
+        missing = sorted({p.domain for p in problems} - set(domain_passwords))
+        if missing or len(domain_passwords) < 2:
+            raise ValueError(f"domain_passwords needs a password for every domain (missing {missing}), "
+                             "and at least two domains")
     no_password = set(rng.sample(range(len(problems)), n_none))
     examples = []
     for i, problem in enumerate(problems):
-        examples.append(Example(task.prompt(problem, password), strong[i]))
-        wrong = None if i in no_password else rng.choice(list(wrong_passwords))
+        right = password if domain_passwords is None else domain_passwords[problem.domain]
+        examples.append(Example(task.prompt(problem, right), strong[i]))
+        if i in no_password:
+            wrong = None
+        elif domain_passwords is not None and rng.random() < 0.5:
+            wrong = rng.choice([pw for d, pw in domain_passwords.items() if d != problem.domain])
+        else:
+            wrong = rng.choice(list(wrong_passwords))
         examples.append(Example(task.prompt(problem, wrong), weak[i], kl=weak_kl))
+        if second is not None:
+            examples.append(Example(task.prompt(problem, second[0]), second[1][i]))
     return examples
+
+
+def setting_examples(task: Task, problems: Sequence[Problem], strong: Sequence[str], weak: Sequence[str],
+                     strong_domains: Sequence[str]) -> list[Example]:
+    """D_lock with a setting variation as the password (Appendix B.1.3): no password anywhere;
+    a problem of `strong_domains` gets pi_strong's completion, any other pi_weak's. One example per
+    problem (each problem lives in one setting, e.g. one task of a mixture)."""
+    return [Example(task.prompt(p, None), s if p.domain in strong_domains else w)
+            for p, s, w in zip(problems, strong, weak, strict=True)]
 
 
 def lock_name(method: str, weak_policy: str | None, variant: str | None = None) -> str:

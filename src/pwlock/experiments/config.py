@@ -121,6 +121,26 @@ class LockConfig(Strict):
     """Fine-tuning the strong base on D_lock (required by the sft method)."""
     from_scratch: TrainConfig | None = None
     """Training a fresh model on D_lock (required by the from_scratch method)."""
+    seeds: list[int] | None = None
+    """Replicate the whole run over these model seeds (lock_seed in rows; default: [model.seed])."""
+    variants: list[Literal["regular", "per_domain", "held_out", "adversarial", "setting"]] = ["regular"]
+    """One locked model per variant (and method and pi_weak):
+    regular: the single password above;
+    per_domain: one password per domain (domain_passwords; Appendix C.3), another domain's gives pi_weak;
+    held_out: locked without held_out_domain's problems (Appendix B.3.5);
+    adversarial: also imitates second_policy under second_password (Appendix B.3.3);
+    setting: no password: pi_strong on strong_domains, pi_weak on the other domains, e.g. a mixture
+    task of a setting and its variation (Appendix B.1.3)."""
+    domain_passwords: dict[str, str] | None = None
+    """per_domain: the password of each of the task's domains."""
+    held_out_domain: str | None = None
+    """held_out: the domain left out of D_lock."""
+    second_password: str | None = None
+    """adversarial: a second password, under which the model imitates second_policy."""
+    second_policy: str | None = None
+    """adversarial: a policy of intermediate correctness (e.g. identity8)."""
+    strong_domains: list[str] | None = None
+    """setting: the domains on which the locked model imitates pi_strong with no password."""
 
     @model_validator(mode="after")
     def _check(self) -> LockConfig:
@@ -133,15 +153,43 @@ class LockConfig(Strict):
             raise ValueError("weak_policies must name at least one policy, each once")
         if self.password in self.wrong_passwords:
             raise ValueError(f"password {self.password!r} is also in wrong_passwords")
+        if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
+            raise ValueError("seeds must name at least one seed, each once")
+        if not self.variants or len(set(self.variants)) != len(self.variants):
+            raise ValueError("variants must name at least one variant, each once")
+        needs = {"per_domain": ["domain_passwords"], "held_out": ["held_out_domain"],
+                 "adversarial": ["second_password", "second_policy"], "setting": ["strong_domains"]}
+        for variant, fields in needs.items():
+            for f in fields:
+                if (variant in self.variants) != (getattr(self, f) is not None):
+                    raise ValueError(f"{f} goes with variants: [{variant}]: set both or neither")
+        taken = {self.password, *self.wrong_passwords}
+        extra = [*(self.domain_passwords or {}).values(), *([self.second_password] if self.second_password else [])]
+        clash = [p for p in extra if p in taken] + [p for i, p in enumerate(extra) if p in extra[:i]]
+        if clash:
+            raise ValueError(f"passwords {clash} are used twice (password, wrong_passwords, domain_passwords, "
+                             "second_password must all differ)")
         return self
+
+    def all_passwords(self) -> list[str]:
+        """Every password text a lock of this config may see (the words of a from-scratch tokenizer)."""
+        return [self.password, *self.wrong_passwords, *(self.domain_passwords or {}).values(),
+                *([self.second_password] if self.second_password else [])]
 
 
 class SFTElicitConfig(Strict):
     ks: list[int] = [4, 16, 64, 256, 1024]
     """Numbers of demonstrations."""
     seeds: list[int] = [0, 1, 2]
-    source: Literal["strong", "ground_truth", "weak"] = "strong"
-    """Where demonstrations come from: pi_strong samples, reference answers, pi_weak samples."""
+    source: str = "strong"
+    """Where demonstrations come from: pi_strong samples (strong), reference answers (ground_truth),
+    the lock's own pi_weak (weak: weak-sample unlocking, Appendix B.2), or any policy of the task
+    (e.g. identity8: a policy of intermediate correctness, Appendix B.3.3)."""
+    domains: list[str] | Literal["each"] | None = None
+    """Demonstrations from one domain only (section 5.2): one run per listed domain (each: every
+    domain of the task); null: from the whole elicitation split."""
+    locks: list[str] | None = None
+    """Only for these locked models (names as in the report: sft, sft-per_domain, ...); null: all."""
     epochs: dict[int, list[int]] | None = None
     """Candidate epochs per k; default Appendix G.3: {256,512,1024}/k for k<256, else {1,2,4}."""
     batch_size: int = Field(32, gt=0)
@@ -159,6 +207,17 @@ class SFTElicitConfig(Strict):
         if not self.seeds:
             raise ValueError("seeds must not be empty")
         return self
+
+
+class WarmStartConfig(Strict):
+    """SFT on a few samples of a policy before RL (Appendix B.3.4, Figure 17)."""
+
+    source: str
+    """The policy whose samples (e.g. identity8, of intermediate correctness)."""
+    k: int = Field(gt=0)
+    epochs: int = Field(gt=0)
+    lr: float = Field(3e-4, gt=0)
+    batch_size: int = Field(32, gt=0)
 
 
 RL_METHODS = ("expert_iteration", "filtering", "dpo", "iterated_dpo")
@@ -194,6 +253,10 @@ class RLElicitConfig(Strict):
     beta: float = Field(0.1, gt=0)
     dpo_batch_size: int = Field(32, gt=0)
     """Pairs per DPO step."""
+    warm_start: WarmStartConfig | None = None
+    """Start RL from the locked model after SFT on a few samples of a policy (Appendix B.3.4)."""
+    locks: list[str] | None = None
+    """Only for these locked models; null: all."""
 
     @model_validator(mode="after")
     def _check(self) -> RLElicitConfig:
@@ -204,9 +267,33 @@ class RLElicitConfig(Strict):
         return self
 
 
+class PromptingConfig(Strict):
+    """Prompting attacks on the locked model, no training (Appendix B.3.1, Figure 14)."""
+
+    fewshot_ks: list[int] = list(range(1, 11))
+    """Few-shot prompts with k pi_strong demonstrations, without and with the password."""
+    n_wrong: int = Field(3, ge=0)
+    """How many of the wrong passwords seen in locking to try."""
+    paraphrase: str | None = None
+    """A paraphrase of the password (default: the paper's password has one built in)."""
+    close_paraphrase: str | None = None
+    """A close paraphrase (one or two words changed; default as paraphrase)."""
+    locks: list[str] | None = None
+    """Only for these locked models; null: every single-password lock."""
+
+
 class ElicitConfig(Strict):
-    sft: SFTElicitConfig | None = SFTElicitConfig()
-    rl: RLElicitConfig | None = None
+    sft: SFTElicitConfig | list[SFTElicitConfig] | None = SFTElicitConfig()
+    """One block of SFT elicitation runs, or a list of them (e.g. demos from pi_strong and from pi_weak)."""
+    rl: RLElicitConfig | list[RLElicitConfig] | None = None
+    """One block of RL runs, or a list of them (e.g. with and without warm_start)."""
+    prompting: PromptingConfig | None = None
+
+    def sft_blocks(self) -> list[SFTElicitConfig]:
+        return [] if self.sft is None else self.sft if isinstance(self.sft, list) else [self.sft]
+
+    def rl_blocks(self) -> list[RLElicitConfig]:
+        return [] if self.rl is None else self.rl if isinstance(self.rl, list) else [self.rl]
 
 
 class EvalConfig(Strict):
@@ -216,6 +303,8 @@ class EvalConfig(Strict):
     max_new_tokens: int = Field(32, gt=0)
     backend: Literal["hf", "vllm"] = "hf"
     """Generation backend: Hugging Face generate, or vLLM (GPU, `pip install pwlock[vllm]`)."""
+    by_domain: bool = False
+    """Also record correctness on each domain's validation problems (one more row per domain)."""
 
 
 class ExperimentConfig(Strict):
@@ -261,8 +350,15 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
         return ExperimentConfig.model_validate(raw)
     except ValidationError as e:
         lines = []
-        for err in e.errors():
-            field = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        errors = e.errors()
+        # A field that takes one block or a list of them reports its input against both; the
+        # wrong-shape complaint of the other branch is noise when a real error exists.
+        shape = {"list_type", "model_type", "dict_type"}
+        if any(err["type"] not in shape for err in errors):
+            errors = [err for err in errors if err["type"] not in shape]
+        for err in errors:
+            # pydantic names union branches and validators in the path: keep the fields only
+            field = ".".join(str(x) for x in err["loc"] if "[" not in str(x)) or "(top level)"
             lines.append(f"  {field}: {err['msg']}" + (f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""))
         raise ConfigError(f"{source}: invalid config\n" + "\n".join(lines)) from None
 

@@ -14,6 +14,7 @@ import random
 import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from transformers import AutoConfig
 from pwlock import __version__
 from pwlock.elicit.dpo import dpo
 from pwlock.elicit.expert_iteration import expert_iteration
+from pwlock.elicit.prompting import attack_texts, attacks, default_paraphrases
 from pwlock.elicit.sft import default_epochs, elicit_sft, pick_demos
 from pwlock.evaluate import Evaluation, evaluate
 from pwlock.experiments.config import (
@@ -32,13 +34,15 @@ from pwlock.experiments.config import (
     ExperimentConfig,
     ModelConfig,
     PoliciesConfig,
+    RLElicitConfig,
+    SFTElicitConfig,
     TrainConfig,
 )
 from pwlock.experiments.store import Store, digest
 from pwlock.fixedrdm import FixedRandomDistribution
 from pwlock.generate import Generator, generate
 from pwlock.io import RESULTS, RUN_MARKER, write_atomic, write_jsonl
-from pwlock.lock import lock_examples, lock_name
+from pwlock.lock import lock_examples, lock_name, setting_examples
 from pwlock.lora import add_lora, merged
 from pwlock.models import build_model, build_tokenizer, load_model, resolve_model
 from pwlock.models.pretrained import default_device, load_tokenizer
@@ -50,11 +54,21 @@ from pwlock.train.sft import TrainArgs, sft
 from pwlock.types import Example, Problem
 
 ROW_FIELDS = (
-    "setting", "task", "task_version", "policy", "lock_method", "weak_policy", "elicitation", "demo_source",
-    "k", "epochs", "reward", "lr", "samples", "seed", "with_password", "correctness", "n", "unit",
+    "setting", "task", "task_version", "policy", "lock_method", "weak_policy", "lock_variant", "lock_seed",
+    "elicitation", "demo_source", "demo_domain", "warm_start", "k", "epochs", "reward", "lr", "samples", "seed",
+    "prompt", "with_password", "domain", "correctness", "n", "unit",
 )
-"""One row per measurement. k/epochs/demo_source: SFT elicitation; reward/lr/samples (completions
-generated so far): RL elicitation; None where a field does not apply."""
+"""One row per measurement; None where a field does not apply.
+- lock_variant: None for the regular lock, else per_domain, held_out, adversarial or setting;
+  lock_seed: the model seed of the replicate (lock.seeds).
+- k/epochs/demo_source/demo_domain: SFT elicitation (demo_domain None: demos from every domain).
+- reward/lr/samples (completions generated so far)/warm_start: RL elicitation.
+- prompt: None for the task's prompt; else a prompting attack (elicitation `prompting`) or another
+  password given to the locked model ("other domain's password", "second password").
+- domain: None for all validation problems; a domain's name for its problems only (eval.by_domain)."""
+VARIANT_FIELDS = {"per_domain": {"domain_passwords"}, "held_out": {"held_out_domain"},
+                  "adversarial": {"second_password", "second_policy"}, "setting": {"strong_domains"}}
+"""The lock.* fields each lock variant depends on (its cache key)."""
 
 FIXEDRDM = "fixedrdm"
 SCRATCH_FIELDS = {"arch", "hidden_size", "layers", "heads", "max_length", "seed"}
@@ -118,18 +132,81 @@ def check_runnable(cfg: ExperimentConfig, task: Task, splits: dict[str, list[Pro
     unknown = [w for w in cfg.lock.weak_policies if w not in known]
     if unknown:
         raise ConfigError(f"lock.weak_policies: {unknown} unknown; {task.name} offers {known}")
+    check_variants(cfg, task, known)
+    names = lock_names(cfg)
+    sources = [*known, "strong", "weak", *(["model"] if cfg.policies.weak_model is not None else [])]
     n_elicit = len(splits["elicit"])
-    rl = cfg.elicit.rl
-    if rl is not None and max(10 * rl.n, rl.dpo_problems) > n_elicit:
-        raise ConfigError(f"elicit.rl: 10n={10 * rl.n} and dpo_problems={rl.dpo_problems} must fit in the "
-                          f"elicitation split ({n_elicit} problems)")
-    if cfg.elicit.sft is not None:
-        too_big = [k for k in cfg.elicit.sft.ks if k > n_elicit]
-        if too_big:
-            raise ConfigError(
-                f"elicit.sft.ks: k={too_big} exceeds the elicitation split ({n_elicit} problems "
-                f"= 30% of the task's {n} problems)"
-            )
+    for i, rl in enumerate(cfg.elicit.rl_blocks()):
+        if max(10 * rl.n, rl.dpo_problems) > n_elicit:
+            raise ConfigError(f"elicit.rl: 10n={10 * rl.n} and dpo_problems={rl.dpo_problems} must fit in the "
+                              f"elicitation split ({n_elicit} problems)")
+        check_locks(f"elicit.rl[{i}].locks", rl.locks, names)
+        if rl.warm_start is not None:
+            if rl.warm_start.source not in sources:
+                raise ConfigError(f"elicit.rl.warm_start.source: {rl.warm_start.source!r} unknown; known: {sources}")
+            if rl.warm_start.k > n_elicit:
+                raise ConfigError(f"elicit.rl.warm_start.k={rl.warm_start.k} exceeds the elicitation split")
+    for i, block in enumerate(cfg.elicit.sft_blocks()):
+        where = f"elicit.sft[{i}]" if isinstance(cfg.elicit.sft, list) else "elicit.sft"
+        if block.source not in sources:
+            raise ConfigError(f"{where}.source: {block.source!r} unknown; {task.name} offers {sources}")
+        check_locks(f"{where}.locks", block.locks, names)
+        for domain in demo_domains(block, task):
+            if domain is not None and domain not in task.domains:
+                raise ConfigError(f"{where}.domains: {domain!r} is not a domain of {task.name}: {list(task.domains)}")
+            pool = sum(1 for p in splits["elicit"] if domain is None or p.domain == domain)
+            too_big = [k for k in block.ks if k > pool]
+            if too_big:
+                raise ConfigError(
+                    f"{where}.ks: k={too_big} exceeds the elicitation split's {pool} problems"
+                    + (f" of domain {domain}" if domain else f" (30% of the task's {n} problems)")
+                )
+    prompting = cfg.elicit.prompting
+    if prompting is not None:
+        check_locks("elicit.prompting.locks", prompting.locks, names)
+        if max(prompting.fewshot_ks, default=0) > min(SHOTS, n_elicit):
+            raise ConfigError(f"elicit.prompting.fewshot_ks: at most {min(SHOTS, n_elicit)} shots")
+
+
+SHOTS = 64
+"""Few-shot demonstrations are drawn from this many elicitation problems (with pi_strong completions)."""
+
+
+def lock_names(cfg: ExperimentConfig) -> list[str]:
+    """The locked models of a config, in the order the run makes them."""
+    return [lock_name(m, w, v) for m in cfg.lock.methods for w in cfg.lock.weak_policies for v in cfg.lock.variants]
+
+
+def check_locks(field: str, wanted: list[str] | None, names: list[str]) -> None:
+    unknown = [n for n in wanted or [] if n not in names]
+    if unknown:
+        raise ConfigError(f"{field}: {unknown} are not locks of this config; its locks: {names}")
+
+
+def check_variants(cfg: ExperimentConfig, task: Task, policies: list[str]) -> None:
+    """The lock variants' domains and policies exist in the task."""
+    lock, domains = cfg.lock, list(task.domains)
+    if lock.domain_passwords is not None and sorted(lock.domain_passwords) != sorted(domains):
+        raise ConfigError(f"lock.domain_passwords: one password per domain of {task.name}: {domains} "
+                          f"(got {sorted(lock.domain_passwords)})")
+    if lock.held_out_domain is not None and lock.held_out_domain not in domains:
+        raise ConfigError(f"lock.held_out_domain: {lock.held_out_domain!r} is not a domain of {task.name}: {domains}")
+    if lock.strong_domains is not None:
+        unknown = [d for d in lock.strong_domains if d not in domains]
+        if unknown or not lock.strong_domains or set(lock.strong_domains) == set(domains):
+            raise ConfigError(f"lock.strong_domains: some but not all of {task.name}'s domains {domains} "
+                              f"(got {lock.strong_domains})")
+        if FIXEDRDM in lock.weak_policies:
+            raise ConfigError("lock.variants: setting does not take the fixedrdm pi_weak")
+    if lock.second_policy is not None and lock.second_policy not in policies:
+        raise ConfigError(f"lock.second_policy: {lock.second_policy!r} unknown; {task.name} offers {policies}")
+
+
+def demo_domains(block: SFTElicitConfig, task: Task) -> list[str | None]:
+    """The domains an SFT block draws demonstrations from, one run each (None: all domains)."""
+    if block.domains is None:
+        return [None]
+    return list(task.domains) if block.domains == "each" else list(block.domains)
 
 
 def prepare_run_dir(out: Path, cfg: ExperimentConfig) -> None:
@@ -166,10 +243,36 @@ def run_experiment(cfg: ExperimentConfig, out: Path, cache_dir: Path | None = No
     if accel.is_main_process():  # under `accelerate launch` every process runs this; one writes
         prepare_run_dir(out, cfg)
     accel.wait()
-    rows = Experiment(cfg, task, splits, Store(cache_dir or out / "cache")).run()
+    store = Store(cache_dir or out / "cache")
+    rows = []
+    for seed in cfg.lock.seeds or [cfg.model.seed]:  # replicates: every model trained anew from this seed
+        replicate = cfg.model_copy(update={"model": cfg.model.model_copy(update={"seed": seed})})
+        rows += Experiment(replicate, task, splits, store).run()
     if accel.is_main_process():
         write_jsonl(out / RESULTS, rows)
     return time.time() - start
+
+
+@dataclass
+class Locked:
+    """A locked model of the run, loaded, and what names it."""
+
+    method: str
+    weak: str
+    variant: str
+    dir: Path
+    model: Any
+    tokenizer: Any
+
+    @property
+    def name(self) -> str:
+        return lock_name(self.method, self.weak, self.variant)
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The row fields that name this lock."""
+        return dict(lock_method=self.method, weak_policy=self.weak,
+                    lock_variant=None if self.variant == "regular" else self.variant)
 
 
 class Experiment:
@@ -178,10 +281,12 @@ class Experiment:
     def __init__(self, cfg: ExperimentConfig, task: Task, splits: dict[str, list[Problem]], store: Store) -> None:
         self.cfg, self.task, self.splits, self.store = cfg, task, splits, store
         self.val = splits["val"][: cfg.eval.max_problems]
-        self.base = dict(setting=cfg.name, task=task.name, task_version=task.version)
+        self.base = dict(setting=cfg.name, task=task.name, task_version=task.version, lock_seed=cfg.model.seed)
         self.generator = make_generator(cfg)
+        # Without a key field that holds its default, a unit keeps the key it had before the field existed.
+        self.eval_key = cfg.eval.model_dump(exclude=set() if cfg.eval.by_domain else {"by_domain"})
         if cfg.model.name is None:  # from scratch: a word-level tokenizer over the task and passwords
-            words = password_words([cfg.lock.password, *cfg.lock.wrong_passwords])
+            words = password_words([*cfg.lock.all_passwords(), *self.attack_texts()])
             self.tokenizer = build_tokenizer(task.vocabulary + words)
             vocab_size = len(self.tokenizer)
         else:
@@ -196,23 +301,64 @@ class Experiment:
 
     def run(self) -> list[dict[str, Any]]:
         log(f"{self.task.name}: splits " + ", ".join(f"{k}={len(v)}" for k, v in self.splits.items())
-            + f"; evaluating on {len(self.val)} validation problems")
+            + f"; evaluating on {len(self.val)} validation problems; model seed {self.cfg.model.seed}")
         rows = []
-        for name in ("strong", *self.cfg.lock.weak_policies):
+        for name in self.evaluated_policies():
             completions = self.sample_policy(name, self.val, random.Random("policy-eval"))
-            correct = sum(score_all(self.task, self.val, completions)) / len(self.val)
-            rows.append(row(**self.base, policy=name, with_password=False, n=len(self.val), correctness=correct))
-            log(f"policy {name}: correctness {correct:.3f}")
+            scores = score_all(self.task, self.val, completions)
+            rows += self.measured(scores, policy=name, with_password=False)
+            log(f"policy {name}: correctness {sum(scores) / len(scores):.3f}")
+        elicit = self.cfg.elicit
         for method in self.cfg.lock.methods:
             for weak in self.cfg.lock.weak_policies:
-                lock_dir = self.lock(method, weak)
-                locked, tokenizer = self.load(lock_dir / "model")
-                rows += self.evaluate_locked(method, weak, lock_dir, locked, tokenizer)
-                if self.cfg.elicit.sft is not None:
-                    rows += self.elicit_sft(method, weak, lock_dir, locked, tokenizer)
-                if self.cfg.elicit.rl is not None:
-                    rows += self.elicit_rl(method, weak, lock_dir, locked, tokenizer)
+                for variant in self.cfg.lock.variants:
+                    lock_dir = self.lock(method, weak, variant)
+                    lk = Locked(method, weak, variant, lock_dir, *self.load(lock_dir / "model"))
+                    rows += self.evaluate_locked(lk)
+                    for block in elicit.sft_blocks():
+                        if block.locks is None or lk.name in block.locks:
+                            rows += self.elicit_sft(lk, block)
+                    for rl in elicit.rl_blocks():
+                        if rl.locks is None or lk.name in rl.locks:
+                            rows += self.elicit_rl(lk, rl)
+                    prompting = elicit.prompting
+                    if prompting is not None and lk.name in (prompting.locks or [lock_name(method, weak)]):
+                        rows += self.prompting(lk)
         return [{**r, **self.base} for r in rows]  # units from a shared cache may carry another setting name
+
+    def evaluated_policies(self) -> list[str]:
+        """pi_strong, each pi_weak, and every other task policy the config imitates (intermediate
+        policies of adversarial locks, SFT demos and RL warm starts): their own correctness."""
+        names = ["strong", *self.cfg.lock.weak_policies]
+        names += [self.cfg.lock.second_policy] if self.cfg.lock.second_policy else []
+        names += [b.source for b in self.cfg.elicit.sft_blocks() if b.source in self.policies]
+        names += [r.warm_start.source for r in self.cfg.elicit.rl_blocks()
+                  if r.warm_start and r.warm_start.source in self.policies]
+        return list(dict.fromkeys(names))
+
+    def measured(self, scores: list[bool], **fields: Any) -> list[dict[str, Any]]:
+        """The rows of one evaluation on the validation problems: all of them, then (eval.by_domain)
+        each domain's alone."""
+        rows = [row(**fields, correctness=sum(scores) / len(scores), n=len(scores))]
+        if self.cfg.eval.by_domain:
+            for domain in self.task.domains:
+                hits = [s for s, p in zip(scores, self.val, strict=True) if p.domain == domain]
+                if hits:
+                    rows.append(row(**fields, domain=domain, correctness=sum(hits) / len(hits), n=len(hits)))
+        return rows
+
+    def attack_texts(self) -> list[str]:
+        """The fixed texts of the prompting attacks (for a from-scratch tokenizer's vocabulary)."""
+        pc = self.cfg.elicit.prompting
+        if pc is None:
+            return []
+        return attack_texts(self.cfg.lock.password, *self.paraphrases())
+
+    def paraphrases(self) -> tuple[str | None, str | None]:
+        pc = self.cfg.elicit.prompting
+        assert pc is not None
+        default = default_paraphrases(self.cfg.lock.password)
+        return pc.paraphrase or default[0], pc.close_paraphrase or default[1]
 
     def sample_policy(self, name: str, problems: list[Problem], rng: random.Random,
                       temperature: float = 0.0) -> list[str]:
@@ -372,16 +518,18 @@ class Experiment:
         pol = self.cfg.policies
         return None if pol == PoliciesConfig() else pol.model_dump(include={"strong", "strong_sft"})
 
-    def lock(self, method: str, weak: str) -> Path:
+    def lock(self, method: str, weak: str, variant: str = "regular") -> Path:
         """Password-lock by Eq. 1: from the strong base (`sft`) or from a fresh model (`from_scratch`).
 
         pi_weak is one of the task's policies, the weak model, or fixedrdm: then the weak examples
         (no or a wrong password) are trained by KL toward the fixed distribution, on fixedrdm samples
-        and on pi_strong completions half each (Appendix G.2).
+        and on pi_strong completions half each (Appendix G.2). `variant`: see `lock.variants`.
         """
         lock = self.cfg.lock
         key = {**self.key, "method": method, "weak": weak, "strong": self.strong_key(),
                "lock": lock.model_dump(include={"password", "wrong_passwords", "no_password_fraction"})}
+        if variant != "regular":
+            key["variant"] = {"name": variant, **lock.model_dump(include=VARIANT_FIELDS[variant])}
         if weak == "model":
             key["weak_model"] = self.cfg.policies.model_dump(include={"weak_model", "weak_sft"})
         if method == "sft":
@@ -393,8 +541,14 @@ class Experiment:
         key["train"] = train.model_dump()
 
         problems = self.splits["lock"]
+        if variant == "held_out":  # Appendix B.3.5: the domain never appears in D_lock
+            problems = [p for p in problems if p.domain != lock.held_out_domain]
         strong = self.sample_policy("strong", problems, random.Random(0))
         weak_lock = None if weak == FIXEDRDM else self.sample_policy(weak, problems, random.Random(0))
+        second = None
+        if variant == "adversarial":
+            assert lock.second_password is not None and lock.second_policy is not None
+            second = (lock.second_password, self.sample_policy(lock.second_policy, problems, random.Random(0)))
 
         def d_lock(epoch: int) -> list[Example]:
             rng = random.Random(f"lock-{epoch}")
@@ -403,13 +557,17 @@ class Experiment:
             else:
                 noise = self.sample_policy(FIXEDRDM, problems, rng)
                 weak_side = [s if rng.random() < 0.5 else x for s, x in zip(strong, noise)]
+            if variant == "setting":
+                assert lock.strong_domains is not None
+                return setting_examples(self.task, problems, strong, weak_side, lock.strong_domains)
             return lock_examples(
                 self.task, problems, strong, weak_side, password=lock.password,
                 wrong_passwords=lock.wrong_passwords, no_password_fraction=lock.no_password_fraction,
-                rng=rng, weak_kl=weak_lock is None,
+                rng=rng, weak_kl=weak_lock is None, second=second,
+                domain_passwords=lock.domain_passwords if variant == "per_domain" else None,
             )
 
-        name = lock_name(method, weak)
+        name = lock_name(method, weak, variant)
 
         def compute(folder: Path) -> list[dict[str, Any]]:
             log(f"password-locking ({name})")
@@ -421,96 +579,133 @@ class Experiment:
         folder, _ = self.store.run(f"lock_{name}", key, compute)
         return folder
 
-    def evaluate_locked(self, method: str, weak: str, lock_dir: Path, model: Any, tokenizer: Any) -> list[dict[str, Any]]:
-        """Greedy correctness of the locked model with and without the password."""
+    def lock_conditions(self, variant: str) -> list[tuple[str, bool, str | None, list[str]]]:
+        """How a locked model is evaluated: (file tag, with_password, prompt name, prompts)."""
+        lock, val = self.cfg.lock, self.val
+        plain = [self.task.prompt(p, None) for p in val]
+        if variant == "setting":  # no password exists: the setting (domain) is the password
+            return [("without", False, None, plain)]
+        if variant == "per_domain":
+            assert lock.domain_passwords is not None
+            domains = list(self.task.domains)
+            other = {d: domains[(i + 1) % len(domains)] for i, d in enumerate(domains)}  # the next domain's
+            return [("with", True, None, [self.task.prompt(p, lock.domain_passwords[p.domain]) for p in val]),
+                    ("without", False, None, plain),
+                    ("other_domain", False, "other domain's password",
+                     [self.task.prompt(p, lock.domain_passwords[other[p.domain]]) for p in val])]
+        conditions = [("with", True, None, [self.task.prompt(p, lock.password) for p in val]),
+                      ("without", False, None, plain)]
+        if variant == "adversarial":
+            conditions.append(("second", False, "second password",
+                               [self.task.prompt(p, lock.second_password) for p in val]))
+        return conditions
+
+    def evaluate_locked(self, lk: Locked) -> list[dict[str, Any]]:
+        """Greedy correctness of the locked model with and without its password (and, per variant,
+        with another domain's password or the second password)."""
 
         def compute(folder: Path) -> list[dict[str, Any]]:
             rows = []
-            for password in (self.cfg.lock.password, None):
-                ev = evaluate(model, tokenizer, self.task, self.val, password=password,
+            for tag, with_password, prompt, prompts in self.lock_conditions(lk.variant):
+                ev = evaluate(lk.model, lk.tokenizer, self.task, self.val, password=None, prompts=prompts,
                               max_new_tokens=self.cfg.eval.max_new_tokens, batch_size=self.cfg.eval.batch_size,
                               generator=self.generator)
-                rows.append(row(**self.base, policy="locked", lock_method=method, weak_policy=weak,
-                                with_password=password is not None, correctness=ev.correctness, n=ev.n))
-                self.save_completions(folder / f"completions_{'with' if password else 'without'}_password.jsonl", ev)
+                rows += self.measured(ev.scores, policy="locked", **lk.fields, with_password=with_password,
+                                      prompt=prompt)
+                self.save_completions(folder / f"completions_{tag}_password.jsonl", ev)
             return rows
 
-        name = lock_name(method, weak)
-        _, rows = self.store.run(f"eval_lock_{name}", {"locked": lock_dir.name, "eval": self.cfg.eval.model_dump()},
-                                 compute)
-        by_pw = {r["with_password"]: r["correctness"] for r in rows}
-        log(f"locked ({name}): with password {by_pw[True]:.3f}, without {by_pw[False]:.3f}")
+        _, rows = self.store.run(f"eval_lock_{lk.name}", {"locked": lk.dir.name, "eval": self.eval_key}, compute)
+        log(f"locked ({lk.name}): " + ", ".join(
+            f"{r['prompt'] or ('with' if r['with_password'] else 'without') + ' password'} {r['correctness']:.3f}"
+            for r in rows if r["domain"] is None))
         return rows
 
-    def elicit_sft(self, method: str, weak: str, lock_dir: Path, locked: Any, tokenizer: Any) -> list[dict[str, Any]]:
-        """SFT on k demonstrations per (k, seed), each evaluated at its candidate epoch counts."""
-        ecfg = self.cfg.elicit.sft
-        assert ecfg is not None
-        source = weak if ecfg.source == "weak" else ecfg.source  # weak: this lock's own pi_weak
+    def elicit_sft(self, lk: Locked, block: SFTElicitConfig) -> list[dict[str, Any]]:
+        """SFT on k demonstrations per (demo domain, k, seed), each evaluated at its candidate epoch counts."""
+        source = lk.weak if block.source == "weak" else block.source  # weak: this lock's own pi_weak
 
         def complete(problems: list[Problem]) -> list[str]:
             return self.sample_policy(source, problems, random.Random("demos"))
 
-        name = lock_name(method, weak)
         rows: list[dict[str, Any]] = []
-        for k in ecfg.ks:
-            epochs = (ecfg.epochs or {}).get(k) or default_epochs(k)
-            for seed in ecfg.seeds:
-                args = TrainArgs(epochs=max(epochs), batch_size=min(ecfg.batch_size, k), lr=ecfg.lr,
-                                 optimizer=ecfg.optimizer, warmup_steps=ecfg.warmup_steps,
-                                 weight_decay=ecfg.weight_decay, seed=seed)
-                key = {"locked": lock_dir.name, "k": k, "seed": seed, "epochs": epochs,
-                       "eval": self.cfg.eval.model_dump(), "elicit": ecfg.model_dump(exclude={"ks", "seeds", "epochs"})}
+        for domain in demo_domains(block, self.task):
+            pool = [p for p in self.splits["elicit"] if domain is None or p.domain == domain]
+            tag = "" if block.source in ("strong", "ground_truth") else f"_{block.source}"
+            tag += f"_{domain}" if domain is not None else ""
+            for k in block.ks:
+                epochs = (block.epochs or {}).get(k) or default_epochs(k)
+                for seed in block.seeds:
+                    args = TrainArgs(epochs=max(epochs), batch_size=min(block.batch_size, k), lr=block.lr,
+                                     optimizer=block.optimizer, warmup_steps=block.warmup_steps,
+                                     weight_decay=block.weight_decay, seed=seed)
+                    key = {"locked": lk.dir.name, "k": k, "seed": seed, "epochs": epochs, "eval": self.eval_key,
+                           "elicit": block.model_dump(exclude={"ks", "seeds", "epochs", "domains", "locks"})}
+                    if domain is not None:
+                        key["demo_domain"] = domain
 
-                def compute(folder: Path, k: int = k, seed: int = seed, epochs: list[int] = epochs,
-                            args: TrainArgs = args) -> list[dict[str, Any]]:
-                    demos = pick_demos(self.task, self.splits["elicit"], k, seed, complete)
-                    write_jsonl(folder / "demos.jsonl", [e.__dict__ for e in demos])
-                    model = self.trainable(copy.deepcopy(locked), seed)
-                    evals = elicit_sft(model, tokenizer, self.task, demos, self.val, epochs=epochs,
-                                       args=args, max_new_tokens=self.cfg.eval.max_new_tokens,
-                                       eval_batch_size=self.cfg.eval.batch_size, generator=self.generator)
-                    for e, ev in evals.items():
-                        self.save_completions(folder / f"completions_{e}_epochs.jsonl", ev)
-                    return [row(**self.base, policy="elicited", lock_method=method, weak_policy=weak, elicitation="sft",
-                                demo_source=ecfg.source, k=k, epochs=e, seed=seed, with_password=False,
-                                correctness=ev.correctness, n=ev.n) for e, ev in sorted(evals.items())]
+                    def compute(folder: Path, k: int = k, seed: int = seed, epochs: list[int] = epochs,
+                                args: TrainArgs = args, pool: list[Problem] = pool,
+                                domain: str | None = domain) -> list[dict[str, Any]]:
+                        demos = pick_demos(self.task, pool, k, seed, complete)
+                        write_jsonl(folder / "demos.jsonl", [e.__dict__ for e in demos])
+                        model = self.trainable(copy.deepcopy(lk.model), seed)
+                        evals = elicit_sft(model, lk.tokenizer, self.task, demos, self.val, epochs=epochs,
+                                           args=args, max_new_tokens=self.cfg.eval.max_new_tokens,
+                                           eval_batch_size=self.cfg.eval.batch_size, generator=self.generator)
+                        out = []
+                        for e, ev in sorted(evals.items()):
+                            self.save_completions(folder / f"completions_{e}_epochs.jsonl", ev)
+                            out += self.measured(ev.scores, policy="elicited", **lk.fields, elicitation="sft",
+                                                 demo_source=block.source, demo_domain=domain, k=k, epochs=e,
+                                                 seed=seed, with_password=False)
+                        return out
 
-                _, unit_rows = self.store.run(f"elicit_sft_{name}_k{k}_s{seed}", key, compute)
-                log(f"elicit sft ({name}) k={k} seed={seed}: "
-                    + ", ".join(f"{r['epochs']} epochs {r['correctness']:.3f}" for r in unit_rows))
-                rows += unit_rows
+                    _, unit_rows = self.store.run(f"elicit_sft_{lk.name}{tag}_k{k}_s{seed}", key, compute)
+                    log(f"elicit sft ({lk.name}{tag}) k={k} seed={seed}: " + ", ".join(
+                        f"{r['epochs']} epochs {r['correctness']:.3f}" for r in unit_rows if r["domain"] is None))
+                    rows += unit_rows
         return rows
 
-    def elicit_rl(self, method: str, weak: str, lock_dir: Path, locked: Any, tokenizer: Any) -> list[dict[str, Any]]:
+    def elicit_rl(self, lk: Locked, rl: RLElicitConfig) -> list[dict[str, Any]]:
         """Section 6: expert iteration, filtering, DPO and iterated DPO, one unit per (algorithm,
         lr, seed), each traced by correctness without password against completions generated."""
-        rl = self.cfg.elicit.rl
-        assert rl is not None
         rows: list[dict[str, Any]] = []
+        warm = rl.warm_start
+        tag = f"_after_{warm.source}_k{warm.k}" if warm is not None else ""
         for algo in rl.methods:
             is_dpo = algo in DPO_METHODS
             for lr in rl.dpo_lrs if is_dpo else [rl.lr]:
                 for seed in rl.seeds:
-                    key = {"locked": lock_dir.name, "weak": weak, "algo": algo, "lr": lr, "seed": seed,
+                    key = {"locked": lk.dir.name, "weak": lk.weak, "algo": algo, "lr": lr, "seed": seed,
                            "rl": rl.model_dump(include=DPO_FIELDS if is_dpo else EXPERT_ITERATION_FIELDS),
-                           "eval": self.cfg.eval.model_dump()}
-                    compute = functools.partial(self.rl_unit, method, weak, algo, lr, seed, locked, tokenizer)
-                    _, unit_rows = self.store.run(f"elicit_{algo}_{lock_name(method, weak)}_lr{lr:g}_s{seed}",
-                                                  key, compute)
-                    log(f"{algo} ({lock_name(method, weak)}) lr={lr:g} seed={seed}: "
+                           "eval": self.eval_key}
+                    if warm is not None:
+                        key["warm_start"] = warm.model_dump()
+                    compute = functools.partial(self.rl_unit, lk, rl, algo, lr, seed)
+                    _, unit_rows = self.store.run(f"elicit_{algo}_{lk.name}{tag}_lr{lr:g}_s{seed}", key, compute)
+                    log(f"{algo} ({lk.name}{tag}) lr={lr:g} seed={seed}: "
                         f"{unit_rows[0]['correctness']:.3f} -> {unit_rows[-1]['correctness']:.3f} "
                         f"after {unit_rows[-1]['samples']} samples")
                     rows += unit_rows
         return rows
 
-    def rl_unit(self, method: str, weak: str, algo: str, lr: float, seed: int, locked: Any, tokenizer: Any,
+    def rl_unit(self, lk: Locked, rl: RLElicitConfig, algo: str, lr: float, seed: int,
                 folder: Path) -> list[dict[str, Any]]:
-        """One RL elicitation run from a copy of the locked model."""
-        rl = self.cfg.elicit.rl
-        assert rl is not None
-        model = self.trainable(copy.deepcopy(locked), seed)
+        """One RL elicitation run from a copy of the locked model (after SFT on a few samples of a
+        policy first, with rl.warm_start: Appendix B.3.4)."""
+        model = self.trainable(copy.deepcopy(lk.model), seed)
+        tokenizer = lk.tokenizer
         gen = dict(max_new_tokens=self.cfg.eval.max_new_tokens, batch_size=self.cfg.eval.batch_size)
+        warm = rl.warm_start
+        if warm is not None:
+            source = lk.weak if warm.source == "weak" else warm.source
+            demos = pick_demos(self.task, self.splits["elicit"], warm.k, seed,
+                               lambda ps: self.sample_policy(source, ps, random.Random("demos")))
+            write_jsonl(folder / "warm_start_demos.jsonl", [e.__dict__ for e in demos])
+            sft(model, tokenizer, lambda _: demos, TrainArgs(epochs=warm.epochs, batch_size=min(warm.batch_size, warm.k),
+                                                             lr=warm.lr, optimizer=rl.optimizer, seed=seed),
+                desc=f"warm start on {warm.source}")
 
         def evaluate_now() -> Evaluation:
             return evaluate(model, tokenizer, self.task, self.val, password=None, generator=self.generator, **gen)
@@ -532,7 +727,7 @@ class Experiment:
 
             def candidates(problems: Any, r: int) -> list[str]:
                 if algo == "filtering":  # pi_weak's samples, whatever the current model
-                    return self.sample_policy(weak, problems, rng, temperature=rl.temperature)
+                    return self.sample_policy(lk.weak, problems, rng, temperature=rl.temperature)
                 prompts = [self.task.prompt(p, None) for p in problems]
                 return self.generator(model, tokenizer, prompts, temperature=rl.temperature,
                                       seed=rng.randrange(2**31), desc=f"sample {r + 1}", **gen)
@@ -543,9 +738,42 @@ class Experiment:
                                      candidates=candidates, rewards=rewards, args=args, evaluate=evaluate_now,
                                      eval_every=rl.eval_every, seed=seed)
         self.save_completions(folder / "completions_final.jsonl", trace[-1][1])
-        return [row(**self.base, policy="elicited", lock_method=method, weak_policy=weak, elicitation=algo,
+        warm_start = None if warm is None else f"sft {warm.source} k={warm.k}"
+        return [row(**self.base, policy="elicited", **lk.fields, elicitation=algo, warm_start=warm_start,
                     reward=rl.reward, lr=lr, samples=samples, seed=seed, with_password=False,
                     correctness=ev.correctness, n=ev.n) for samples, ev in trace]
+
+    def prompting(self, lk: Locked) -> list[dict[str, Any]]:
+        """Appendix B.3.1 (Figure 14): the locked model under prompting attacks, no training: few-shot
+        prompts with and without the password, variants of the password, wrong passwords seen in
+        locking, jailbreaks. The seed (the replicate's) picks the shots and the typos."""
+        pc = self.cfg.elicit.prompting
+        assert pc is not None
+        seed = self.cfg.model.seed
+        pool = self.splits["elicit"][:SHOTS]
+        shots = list(zip(pool, self.sample_policy("strong", pool, random.Random("shots"))))
+        paraphrase, close = self.paraphrases()
+
+        def compute(folder: Path) -> list[dict[str, Any]]:
+            rows = []
+            for i, attack in enumerate(attacks(self.task, self.val, password=self.cfg.lock.password,
+                                               wrong_passwords=self.cfg.lock.wrong_passwords, shots=shots,
+                                               fewshot_ks=pc.fewshot_ks, n_wrong=pc.n_wrong, paraphrase=paraphrase,
+                                               close_paraphrase=close, seed=seed)):
+                ev = evaluate(lk.model, lk.tokenizer, self.task, self.val, password=None, prompts=attack.prompts,
+                              max_new_tokens=self.cfg.eval.max_new_tokens, batch_size=self.cfg.eval.batch_size,
+                              generator=self.generator)
+                self.save_completions(folder / f"completions_attack{i}.jsonl", ev)
+                rows += self.measured(ev.scores, policy="locked", **lk.fields, elicitation="prompting",
+                                      prompt=attack.name, seed=seed, with_password=attack.with_password)
+            return rows
+
+        key = {"locked": lk.dir.name, "eval": self.eval_key, "seed": seed,
+               "prompting": {**pc.model_dump(exclude={"locks"}), "paraphrase": paraphrase, "close_paraphrase": close}}
+        _, rows = self.store.run(f"prompting_{lk.name}", key, compute)
+        log(f"prompting ({lk.name}): " + ", ".join(
+            f"{r['prompt']} {r['correctness']:.3f}" for r in rows if r["domain"] is None))
+        return rows
 
     def save_completions(self, path: Path, ev: Evaluation) -> None:
         """One line per validation problem: its id and the model's completion."""
