@@ -106,4 +106,4 @@ def test_word_level_decoded_completions_score_like_the_text():
     assert final_answer("4 7 + 3 0 = 7 7 . 7 7 + 8 = 8 5") == "85"  # no phrase: the last number
     assert final_answer("7 7 . 7 7") == "77"  # not 77.77
     assert final_answer("The answer is 85. 3 apples") == "85"  # a sentence's full stop, then a number
-    assert task.version == "2"  # 1 read "The answer is 8 5" as 8
+

@@ -11,6 +11,7 @@ from pwlock.tasks.critique import CodeCritique
 from pwlock.tasks.function_composition import FunctionComposition
 from pwlock.tasks.gsm8k import GSM8K
 from pwlock.tasks.hendrycks_math import HendrycksMath
+from pwlock.tasks.mixture import Mixture
 from pwlock.tasks.multiple_choice import GPQA, MMLU
 
 TASKS = {
@@ -24,7 +25,8 @@ TASKS = {
     "critique": CodeCritique,
     "mmlu": MMLU,
     "gpqa": GPQA,
+    "mixture": Mixture,  # several tasks locked in one model (section 5.2 cross-setting, Appendix B.1.3)
 }
 
 __all__ = ["APPS", "Arithmetic", "GPQA", "GSM8K", "MBPP", "MMLU", "SPLITS", "TASKS", "CodeCritique", "FunctionComposition",
-           "HendrycksMath", "HumanEval", "Task", "split_problems"]
+           "HendrycksMath", "HumanEval", "Mixture", "Task", "split_problems"]
