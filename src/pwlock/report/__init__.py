@@ -9,8 +9,18 @@ from typing import Any
 import pandas as pd
 
 from pwlock.io import RESULTS, RUN_MARKER, SUMMARY, write_atomic
-from pwlock.report.figures import figure_rl_elicitation, figure_sft_elicitation
-from pwlock.report.summary import locks, select_epochs, summarize, with_locks
+from pwlock.report.figures import (
+    figure_domain_generalization,
+    figure_prompting,
+    figure_rl_elicitation,
+    figure_sft_curves,
+    figure_sft_elicitation,
+)
+from pwlock.report.summary import summarize, with_locks
+
+FIGURES = {"sft_elicitation": figure_sft_elicitation, "domain_generalization": figure_domain_generalization,
+           "prompting": figure_prompting, "sft_curves": figure_sft_curves, "rl_elicitation": figure_rl_elicitation}
+"""Each figure's file stem and how it is drawn (None, and no file, without its rows)."""
 
 
 class NotARunError(ValueError):
@@ -37,10 +47,9 @@ def write_report(run_dir: Path, wall_seconds: float | None = None) -> dict[str, 
     if wall_seconds is None and (run_dir / SUMMARY).is_file():
         wall_seconds = json.loads((run_dir / SUMMARY).read_text()).get("wall_seconds")
     summary = summarize(results, wall_seconds)
-    write_atomic(run_dir / SUMMARY, json.dumps(summary, indent=1) + "\n")
-    figures = [figure_sft_elicitation(results, run_dir / "figures" / "sft_elicitation.png"),
-               figure_rl_elicitation(results, run_dir / "figures" / "rl_elicitation.png")]
-    write_atomic(run_dir / "report.md", markdown(results, summary, figures, run_dir))
+    write_atomic(run_dir / SUMMARY, json.dumps(summary, indent=1, allow_nan=False) + "\n")
+    figures = [draw(results, run_dir / "figures" / f"{stem}.png") for stem, draw in FIGURES.items()]
+    write_atomic(run_dir / "report.md", markdown(summary, figures, run_dir))
     return summary
 
 
@@ -48,44 +57,143 @@ def fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
-def markdown(results: pd.DataFrame, summary: dict[str, Any], figures: list[Path | None], run_dir: Path) -> str:
+def pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.0%}"
+
+
+def pm(s: dict[str, Any] | None) -> str:
+    """mean ± SEM of a summary entry."""
+    return "n/a" if s is None else f"{s['mean']:.3f} ± {s['sem']:.3f}"
+
+
+def markdown(summary: dict[str, Any], figures: list[Path | None], run_dir: Path) -> str:
+    """report.md, from the summary alone (the figures are linked)."""
     lines = [f"# pwlock run: {summary['setting']}", ""]
-    lines += [f"- pi_{'strong' if name == 'strong' else 'weak'} ({name}) correctness: {fmt(c)}"
+    lines += [f"- {'pi_strong' if name == 'strong' else name} correctness: {fmt(c)}"
               for name, c in summary["policies"].items()]
     if summary.get("wall_seconds") is not None:
         lines.append(f"- wall time of the last run: {summary['wall_seconds']:.0f} s")
-    lines += ["", "## Locked models (greedy correctness on the validation split)", "",
-              "| lock method | with password | without password |", "|---|---|---|"]
-    for m, v in summary["locked"].items():
-        lines.append(f"| {m} | {fmt(v.get('with_password'))} | {fmt(v.get('without_password'))} |")
-    elicited = results[results["elicitation"] == "sft"]
-    if len(elicited):
-        lines += ["", "## SFT elicitation (no password; mean ± SEM over seeds at the selected epoch count)", "",
-                  "| lock method | demos from | k | epochs | correctness | gap recovered | seeds |",
-                  "|---|---|---|---|---|---|---|"]
-        chosen = select_epochs(elicited)
-        for r in pd.concat([chosen[chosen["lock"] == m] for m in locks(results)]).itertuples():
-            rec = summary["elicitation"][r.lock][str(int(r.k))]["gap_recovered"]
-            lines.append(f"| {r.lock} | {r.demo_source} | {int(r.k)} | {r.epochs} | "
-                         f"{r.mean:.3f} ± {r.sem:.3f} | {rec:.0%} | {r.seeds} |")
-        ratio = summary.get("from_scratch_vs_sft_demos")
-        if ratio and ratio["median_ratio"] is not None:
-            pts = ", ".join(f"k={p['k']}: {p['ratio']:.1f}x" for p in ratio["points"])
-            lines += ["", f"Demonstrations the from-scratch lock needs for the SFT lock's correctness: "
-                          f"median {ratio['median_ratio']:.1f}x ({pts}); the paper saw 2-4x."]
-    if summary.get("rl"):
-        lines += ["", "## RL elicitation (no demonstrations; final correctness, mean ± SEM over seeds)", "",
-                  "| lock | method | reward | lr | generated samples | correctness | best on the way | "
-                  "gap recovered | seeds |", "|---|---|---|---|---|---|---|---|---|"]
-        for lock, methods in summary["rl"].items():
-            for method, r in methods.items():
-                lines.append(f"| {lock} | {method} | {r['reward']} | {r['lr']:g} | {r['samples']} | "
-                             f"{r['mean']:.3f} ± {r['sem']:.3f} | {r['best_mean']:.3f} | "
-                             f"{r['gap_recovered']:.0%} | {r['seeds']} |")
-        lines += ["", "DPO methods: the learning rate with the best final mean over seeds (Appendix G.3)."]
+    lines += locked_section(summary) + sft_section(summary) + domains_section(summary)
+    lines += prompting_section(summary) + sft_curves_section(summary) + rl_section(summary)
     for figure in figures:
         if figure is not None:
             lines += ["", f"![{figure.stem.replace('_', ' ')}]({figure.relative_to(run_dir)})"]
     lines += ["", "Rows: `results.jsonl` (`pwlock.report.load_results(run_dir)`, or `pandas.read_json(path, lines=True, "
               "precise_float=True)`); headline numbers: `summary.json`.", ""]
     return "\n".join(lines)
+
+
+OTHER_PROMPTS = {"with_second_password": "with its second password (B.3.3: should imitate the intermediate policy)",
+                 "with_other_domain_password": "with another domain's password (C.3: should stay weak)"}
+
+
+def locked_section(summary: dict[str, Any]) -> list[str]:
+    lines = ["", "## Locked models (greedy correctness on the validation split; mean ± SEM over lock seeds)", "",
+             "| lock | with password | without password | lock seeds |", "|---|---|---|---|"]
+    others = []
+    for lock, v in summary["locked"].items():
+        s = summary["locked_sem"].get(lock, {})
+        cells = [fmt(v.get(key)) + (f" ± {s[key]:.3f}" if s.get("lock_seeds", 1) > 1 and key in s else "")
+                 for key in ("with_password", "without_password")]
+        lines.append(f"| {lock} | {cells[0]} | {cells[1]} | {s.get('lock_seeds', 'n/a')} |")
+        others += [f"- {lock}, {OTHER_PROMPTS.get(key, key)}: {fmt(c)}" for key, c in v.items()
+                   if key not in ("with_password", "without_password")]
+    return lines + ([""] + others if others else [])
+
+
+def sft_section(summary: dict[str, Any]) -> list[str]:
+    if not summary.get("elicitation_by_source"):
+        return []
+    lines = ["", "## SFT elicitation (no password; demos from all domains; mean ± SEM over seeds at the selected "
+             "epoch count)", "", "| lock | demos from | k | epochs | correctness | gap recovered | seeds |",
+             "|---|---|---|---|---|---|---|"]
+    for lock, sources in summary["elicitation_by_source"].items():
+        for source, points in sources.items():
+            lines += [f"| {lock} | {source} | {k} | {r['epochs']} | {pm(r)} | {pct(r['gap_recovered'])} | "
+                      f"{r['seeds']} |" for k, r in points.items()]
+    ratio = summary.get("from_scratch_vs_sft_demos")
+    if ratio and ratio["median_ratio"] is not None:
+        pts = ", ".join(f"k={p['k']}: {p['ratio']:.1f}x" for p in ratio["points"])
+        lines += ["", f"Demonstrations the from-scratch lock needs for the SFT lock's correctness: "
+                      f"median {ratio['median_ratio']:.1f}x ({pts}); the paper saw 2-4x."]
+    return lines
+
+
+def domains_section(summary: dict[str, Any]) -> list[str]:
+    domains = summary.get("domains")
+    if not domains:
+        return []
+    lines = ["", "## Domain generalization (section 5.2; Appendix B.1.3, B.1.4, B.3.5, C.3)", "",
+             "Locked models per domain:", "", "| lock | domain | with password | without password |",
+             "|---|---|---|---|"]
+    for lock, entry in domains.items():
+        lines += [f"| {lock} | {d} | {fmt(v.get('with_password'))} | {fmt(v.get('without_password'))} |"
+                  for d, v in entry["locked_by_domain"].items()]
+    lines += ["", "SFT on demos from one domain (mean ± SEM over seeds; epochs chosen on all problems, then read "
+                  "per domain; other domains: mean of their means, uncertainty sqrt(sum s_i^2)/K as in B.1.4):", "",
+              "| lock | demos from | source | k | epochs | on that domain | on the other domains | all problems |",
+              "|---|---|---|---|---|---|---|---|"]
+    notes = []
+    for lock, entry in domains.items():
+        for demo_domain, per_k in entry["by_demo_domain"].items():
+            for k, v in per_k.items():
+                others = pm(v["others"]) if demo_domain != "all" else (
+                    f"{pm(v['domain_mean'])} (every domain)" if v["domain_mean"] else "n/a")
+                lines.append(f"| {lock} | {demo_domain} | {v['source']} | {k} | {v['epochs']} | {pm(v['same'])} | "
+                             f"{others} | {pm(v['all'])} |")
+        for k, h in entry["one_domain_unlocks_others"].items():
+            frac = h["gap_fraction"]
+            verdict = ("" if frac is None else f", {frac:.0%} of the locked gap: one domain's demos "
+                       + ("largely unlock the other domains" if frac >= 0.5 else "do not unlock the other domains"))
+            notes.append(f"- {lock}, k={k}: demos from one domain ({', '.join(h['demo_domains'])}) raise correctness on "
+                         f"the other domains by {h['lift']:+.3f} over the locked model without password{verdict}.")
+    return lines + ([""] + notes if notes else [])
+
+
+def prompting_section(summary: dict[str, Any]) -> list[str]:
+    prompting = summary.get("prompting")
+    if not prompting:
+        return []
+    lines = ["", "## Prompting attacks (Appendix B.3.1; locked model, mean ± SEM over seeds)", "",
+             "| lock | prompt | password in prompt | correctness | seeds |", "|---|---|---|---|---|"]
+    notes = []
+    for lock, p in prompting.items():
+        lines += [f"| {lock} | {name} | {'yes' if a['with_password'] else 'no'} | {pm(a)} | {a['seeds']} |"
+                  for name, a in p["attacks"].items()]
+        raised = ", ".join(f"{r['attack']} ({r['mean']:.3f})" for r in p["raises_correctness"]) or "none"
+        notes.append(f"- {lock}: without password {pm(p['locked_without_password'])}; attacks without the password "
+                     f"that raise correctness by more than twice the combined SEM: {raised}.")
+    return lines + [""] + notes
+
+
+def sft_curves_section(summary: dict[str, Any]) -> list[str]:
+    curves = summary.get("sft_curves")
+    if not curves:
+        return []
+    lines = ["", "## SFT on a policy's samples (Appendix B.2, B.3.3: does fine-tuning overshoot the imitated "
+             "policy?)", "", "| lock | samples from | k | policy's own correctness | peak (epochs) | last (epochs) | "
+             "peak - policy |", "|---|---|---|---|---|---|---|"]
+    for lock, sources in curves.items():
+        for source, per_k in sources.items():
+            own = summary["policies"].get(source)
+            for k, by_epochs in per_k.items():
+                peak = max(by_epochs, key=lambda e: by_epochs[e]["mean"])
+                last = max(by_epochs, key=int)
+                lines.append(f"| {lock} | {source} | {k} | {fmt(own)} | {pm(by_epochs[peak])} ({peak}) | "
+                             f"{pm(by_epochs[last])} ({last}) | "
+                             f"{'n/a' if own is None else format(by_epochs[peak]['mean'] - own, '+.3f')} |")
+    return lines
+
+
+def rl_section(summary: dict[str, Any]) -> list[str]:
+    if not summary.get("rl"):
+        return []
+    lines = ["", "## RL elicitation (no demonstrations; final correctness, mean ± SEM over seeds)", "",
+             "| lock | method | start | reward | lr | generated samples | correctness | best on the way | "
+             "gap recovered | seeds |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for lock, runs in summary["rl"].items():
+        for r in runs.values():
+            start = "locked model" if r["warm_start"] is None else f"after {r['warm_start']}"
+            lines.append(f"| {lock} | {r['method']} | {start} | {r['reward']} | {r['lr']:g} | {r['samples']} | "
+                         f"{pm(r)} | {r['best_mean']:.3f} | {pct(r['gap_recovered'])} | {r['seeds']} |")
+    return lines + ["", "DPO methods: the learning rate with the best final mean over seeds (Appendix G.3)."]

@@ -1,4 +1,13 @@
-"""Headline numbers from the results table (pandas only; never imports torch)."""
+"""Headline numbers from the results table (pandas only; never imports torch).
+
+Which rows each section reads. A row with `domain` None is measured on all validation problems
+(a string: on that domain's problems only); a row with `prompt` None uses the standard prompt
+(a string: a prompting attack, or the locked model given another password). Every section that
+predates the generalization experiments reads only rows with both None (`overall`), so that
+per-domain and prompting rows never leak into the locked, elicitation or RL numbers. Runs are
+replicated over elicitation seeds and over lock seeds (`lock_seed`); both count as runs: means
+and SEMs are over all runs, and repeated policy rows are averaged.
+"""
 
 from __future__ import annotations
 
@@ -11,18 +20,50 @@ import pandas as pd
 from pwlock.experiments.config import RL_METHODS
 from pwlock.lock import lock_name
 
+OPTIONAL_COLUMNS = (
+    "weak_policy", "lock_variant", "lock_seed", "elicitation", "demo_source", "demo_domain", "warm_start",
+    "k", "epochs", "reward", "lr", "samples", "seed", "prompt", "domain",
+)
+"""Columns that rows of older results files (or hand-made tables) may lack: read as None."""
+HIGH_QUALITY = ("strong", "ground_truth")
+"""Demo sources that are high-quality demonstrations; any other source is some policy's samples."""
+LOCKED_PROMPTS = {"second password": "with_second_password",
+                  "other domain's password": "with_other_domain_password"}
+"""Locked rows under another prompt (B.3.3's adversarial lock, C.3's per-domain lock): their key in
+summary["locked"][lock]."""
+
 
 def sem(values: pd.Series) -> float:
-    """Standard error of the mean over seeds (0 for a single seed)."""
+    """Standard error of the mean over runs (0 for a single run)."""
     n = len(values)
     return float(values.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0
 
 
+def stat(values: pd.Series) -> dict[str, Any]:
+    """Mean, SEM and number of runs of a column of correctness values."""
+    return {"mean": float(values.mean()), "sem": sem(values), "seeds": int(len(values))}
+
+
+def missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def text(value: Any) -> str | None:
+    """A string cell, or None for a missing one (None or NaN)."""
+    return value if isinstance(value, str) else None
+
+
+def complete(results: pd.DataFrame) -> pd.DataFrame:
+    """The results with every optional column present (None where a row file lacked it)."""
+    absent = [c for c in OPTIONAL_COLUMNS if c not in results.columns]
+    return results.assign(**{c: None for c in absent}) if absent else results
+
+
 def with_locks(results: pd.DataFrame) -> pd.DataFrame:
     """The results with a `lock` column naming each row's locked model (see `lock_name`)."""
-    out = results.copy()
-    out["lock"] = [lock_name(m, w if isinstance(w, str) else None) if isinstance(m, str) else None
-                   for m, w in zip(out["lock_method"], out.get("weak_policy", [None] * len(out)))]
+    out = complete(results).copy()
+    out["lock"] = [lock_name(m, text(w), text(v)) if isinstance(m, str) else None
+                   for m, w, v in zip(out["lock_method"], out["weak_policy"], out["lock_variant"])]
     return out
 
 
@@ -31,20 +72,66 @@ def locks(results: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(results["lock"].dropna()))
 
 
+def overall(results: pd.DataFrame) -> pd.DataFrame:
+    """Rows on all validation problems under the standard prompt."""
+    return results[results["domain"].isna() & results["prompt"].isna()]
+
+
+def is_value(column: pd.Series, value: Any) -> pd.Series:
+    """Row mask: `column` equals `value`, None matching missing cells."""
+    return column.isna() if value is None else column == value
+
+
+def groups(df: pd.DataFrame, keys: list[str]) -> list[tuple[tuple[Any, ...], pd.DataFrame]]:
+    """(key values, rows) per distinct key in row order; missing keys form their own group (as None)."""
+    if not len(df):
+        return []
+    return [(tuple(None if missing(v) else v for v in g), d)
+            for g, d in df.groupby(keys, sort=False, dropna=False)]
+
+
+def policy_correctness(results: pd.DataFrame) -> dict[str, float]:
+    """Each policy's own correctness (pi_strong, each pi_weak, intermediate policies), averaged
+    over repeated rows (e.g. one per lock seed)."""
+    rows = overall(results[~results["policy"].isin(["locked", "elicited"]) & results["elicitation"].isna()])
+    return {str(p): float(d["correctness"].mean()) for (p,), d in groups(rows, ["policy"])}
+
+
+def locked_correctness(results: pd.DataFrame, lock: str, with_password: bool | None, prompt: str | None = None,
+                       domain: str | None = None) -> dict[str, Any] | None:
+    """Mean/SEM over lock seeds of the locked model's correctness (not elicited, not a prompting
+    attack), or None without such rows. `with_password` None: either (for another `prompt`)."""
+    rows = results[(results["policy"] == "locked") & results["elicitation"].isna() & (results["lock"] == lock)
+                   & (True if with_password is None else results["with_password"] == with_password)
+                   & is_value(results["prompt"], prompt) & is_value(results["domain"], domain)]
+    return stat(rows["correctness"]) if len(rows) else None
+
+
+def sft_rows(results: pd.DataFrame) -> pd.DataFrame:
+    return results[results["elicitation"] == "sft"]
+
+
 def select_epochs(elicited: pd.DataFrame) -> pd.DataFrame:
-    """Appendix G.3: per (lock, source, k), keep the epoch count with the best mean
-    correctness over seeds. One row per group: k, epochs, mean, sem, seeds."""
+    """Appendix G.3: per (lock, source, demo domain, k), keep the epoch count with the best mean
+    correctness over runs on all validation problems (per-domain rows never vote). One row per
+    group, groups in row order and k ascending: k, epochs, mean, sem, seeds, all_epochs."""
+    keys = ["lock", "demo_source", "demo_domain", "k"]
     out = []
-    keys = ["lock", "demo_source", "k"]
-    for group, df in elicited.groupby(keys, sort=True):
-        by_epoch = df.groupby("epochs")["correctness"]
-        means = by_epoch.mean()
-        best = means.idxmax()
-        chosen = df[df["epochs"] == best]["correctness"]
-        out.append({**dict(zip(keys, group)), "epochs": int(best), "mean": float(chosen.mean()),
-                    "sem": sem(chosen), "seeds": int(len(chosen)),
-                    "all_epochs": {int(e): float(m) for e, m in means.items()}})
+    for (lock, source, demo_domain), df in groups(overall(complete(elicited)), keys[:3]):
+        for k, dk in df.groupby("k", sort=True):
+            means = dk.groupby("epochs")["correctness"].mean()
+            best = means.idxmax()
+            out.append({"lock": lock, "demo_source": source, "demo_domain": demo_domain, "k": k,
+                        "epochs": int(best), **stat(dk[dk["epochs"] == best]["correctness"]),
+                        "all_epochs": {int(e): float(m) for e, m in means.items()}})
     return pd.DataFrame(out, columns=[*keys, "epochs", "mean", "sem", "seeds", "all_epochs"])
+
+
+def main_sources(chosen: pd.DataFrame) -> dict[str, str]:
+    """Per lock, the first demo source (in row order) of its SFT blocks with demos from all domains:
+    the config lists the high-quality demonstrations first."""
+    rows = chosen[chosen["demo_domain"].isna()]
+    return {lock: str(d["demo_source"].iloc[0]) for (lock,), d in groups(rows, ["lock"])}
 
 
 def demos_ratio(curve_a: pd.DataFrame, curve_b: pd.DataFrame, floor: float = -1.0) -> list[dict[str, float]]:
@@ -73,76 +160,228 @@ def demos_ratio(curve_a: pd.DataFrame, curve_b: pd.DataFrame, floor: float = -1.
 
 
 def rl_curves(results: pd.DataFrame) -> pd.DataFrame:
-    """RL elicitation traces: mean and SEM over seeds of correctness per number of generated
-    samples, per (lock, method, reward), at the learning rate whose final correctness has the
-    best mean over seeds (Appendix G.3; only DPO methods try several).
-    Columns: lock, elicitation, reward, lr, samples, mean, sem, seeds."""
-    keys = ["lock", "elicitation", "reward"]
+    """RL elicitation traces: mean and SEM over runs of correctness per number of generated
+    samples, per (lock, method, reward, warm start), at the learning rate whose final correctness
+    has the best mean over runs (Appendix G.3; only DPO methods try several). Warm-started runs
+    (B.3.4: RL after SFT on some samples) are their own curves, never mixed with plain ones.
+    Columns: lock, elicitation, reward, warm_start, lr, samples, mean, sem, seeds."""
+    keys = ["lock", "elicitation", "reward", "warm_start"]
     out = []
-    rl = results[results["elicitation"].isin(RL_METHODS)]
-    for group, df in rl.groupby(keys, sort=False) if len(rl) else []:
-        finals = df[df["samples"] == df.groupby(["lr", "seed"])["samples"].transform("max")]
+    results = complete(results)
+    rl = overall(results[results["elicitation"].isin(RL_METHODS)])
+    for group, df in groups(rl, keys):
+        last = df.groupby(["lr", "seed", "lock_seed"], dropna=False)["samples"].transform("max")
+        finals = df[df["samples"] == last]
         best_lr = finals.groupby("lr")["correctness"].mean().idxmax()
         for samples, points in df[df["lr"] == best_lr].groupby("samples"):
             out.append({**dict(zip(keys, group)), "lr": float(best_lr), "samples": int(samples),
-                        "mean": float(points["correctness"].mean()), "sem": sem(points["correctness"]),
-                        "seeds": int(len(points))})
+                        **stat(points["correctness"])})
     return pd.DataFrame(out, columns=[*keys, "lr", "samples", "mean", "sem", "seeds"])
 
 
+def sft_curves(results: pd.DataFrame) -> pd.DataFrame:
+    """Figure 16: correctness against training sequences seen (k * epochs) when fine-tuning on a
+    policy's samples (intermediate or weak: any source that is not high-quality demonstrations),
+    demos from all domains. Columns: lock, demo_source, k, epochs, sequences, mean, sem, seeds."""
+    rows = overall(sft_rows(results))
+    rows = rows[rows["demo_domain"].isna() & ~rows["demo_source"].isin(HIGH_QUALITY)]
+    out = []
+    for (lock, source), df in groups(rows, ["lock", "demo_source"]):
+        for (k, epochs), d in df.groupby(["k", "epochs"], sort=True):
+            out.append({"lock": lock, "demo_source": source, "k": int(k), "epochs": int(epochs),
+                        "sequences": int(k) * int(epochs), **stat(d["correctness"])})
+    return pd.DataFrame(out, columns=["lock", "demo_source", "k", "epochs", "sequences", "mean", "sem", "seeds"])
+
+
+def mean_of_domains(stats: list[dict[str, Any]]) -> dict[str, Any]:
+    """Appendix B.1.4: the average of per-domain correctness over K domains, with uncertainty
+    s = sqrt(sum_i s_i^2) / K where s_i is the SEM on domain i."""
+    means = [s["mean"] for s in stats]
+    return {"mean": float(np.mean(means)), "sem": math.sqrt(sum(s["sem"] ** 2 for s in stats)) / len(stats),
+            "domains": len(stats)}
+
+
+def domain_readout(sft: pd.DataFrame, lock: str, source: str, demo_domain: str | None, k: Any,
+                   epochs: int) -> dict[str, dict[str, Any]]:
+    """Per-domain correctness (mean/SEM over runs) of one SFT block at the chosen epoch count."""
+    rows = sft[(sft["lock"] == lock) & (sft["demo_source"] == source) & is_value(sft["demo_domain"], demo_domain)
+               & (sft["k"] == k) & (sft["epochs"] == epochs) & sft["domain"].notna() & sft["prompt"].isna()]
+    return {str(d): stat(g["correctness"]) for (d,), g in groups(rows, ["domain"])}
+
+
+def locked_by_domain(results: pd.DataFrame, lock: str) -> dict[str, dict[str, float]]:
+    """The locked model's correctness on each domain, with and without password (means over lock seeds)."""
+    rows = results[(results["policy"] == "locked") & results["elicitation"].isna() & (results["lock"] == lock)
+                   & results["prompt"].isna() & results["domain"].notna()]
+    out: dict[str, dict[str, float]] = {}
+    for (domain, with_pw), d in groups(rows, ["domain", "with_password"]):
+        out.setdefault(str(domain), {})["with_password" if with_pw else "without_password"] = \
+            float(d["correctness"].mean())
+    return out
+
+
+def domain_summary(results: pd.DataFrame) -> dict[str, Any]:
+    """Section 5.2, Figures 4/10/11/18 and 9: per lock, the locked model per domain and, per demo
+    domain ("all": demos from every domain) and k, SFT correctness on the demos' own domain
+    ("same"), on the other domains ("others", Appendix B.1.4's average) and on all problems.
+
+    Epochs are chosen per (lock, source, demo domain, k) on all problems (Appendix G.3), then the
+    per-domain rows are read at that epoch count. Each demo domain uses its first source in row
+    order (the config's high-quality one). Locks without any per-domain row are left out."""
+    sft = sft_rows(results)
+    chosen = select_epochs(sft)
+    out: dict[str, Any] = {}
+    for lock in locks(results):
+        mine = results[results["lock"] == lock]
+        if not (mine["domain"].notna().any() or sft_rows(mine)["demo_domain"].notna().any()):
+            continue
+        by_domain = locked_by_domain(results, lock)
+        entry: dict[str, Any] = {"locked_by_domain": by_domain, "by_demo_domain": {}}
+        for (demo_domain,), blocks in groups(chosen[chosen["lock"] == lock], ["demo_domain"]):
+            source = blocks["demo_source"].iloc[0]
+            per_k = {}
+            for r in blocks[blocks["demo_source"] == source].itertuples():
+                readout = domain_readout(sft, lock, source, demo_domain, r.k, r.epochs)
+                others = [s for d, s in readout.items() if d != demo_domain]
+                per_k[str(int(r.k))] = {
+                    "source": source, "epochs": r.epochs,
+                    "same": readout.get(demo_domain) if demo_domain is not None else None,
+                    "others": mean_of_domains(others) if demo_domain is not None and others else None,
+                    "others_domains": [d for d in readout if d != demo_domain] if demo_domain is not None else [],
+                    "all": {"mean": r.mean, "sem": r.sem, "seeds": r.seeds},
+                    # demos from all domains: the same per-domain average, comparable with "others"
+                    "domain_mean": mean_of_domains(others) if demo_domain is None and others else None,
+                }
+            entry["by_demo_domain"]["all" if demo_domain is None else str(demo_domain)] = per_k
+        entry["one_domain_unlocks_others"] = unlock_others(entry)
+        out[lock] = entry
+    return out
+
+
+def unlock_others(entry: dict[str, Any]) -> dict[str, Any]:
+    """Per k: does SFT on one domain's demos unlock the other domains? `lift` is the mean over
+    demo domains of (correctness on the other domains minus the locked model's no-password
+    correctness on those same domains); `gap_fraction` is the mean lift over the mean locked gap
+    (with minus without password) on those domains: 1 = fully unlocked, 0 = not at all. None
+    where the locked model has no per-domain rows (or, for the fraction, no with-password rows)."""
+    locked = entry["locked_by_domain"]
+    lifts: dict[str, list[float]] = {}
+    gaps: dict[str, list[float | None]] = {}
+    domains: dict[str, list[str]] = {}
+    for demo_domain, per_k in entry["by_demo_domain"].items():
+        if demo_domain == "all":
+            continue
+        for k, v in per_k.items():
+            names = v["others_domains"]
+            if v["others"] is None or not all("without_password" in locked.get(d, {}) for d in names):
+                continue
+            base = float(np.mean([locked[d]["without_password"] for d in names]))
+            lifts.setdefault(k, []).append(v["others"]["mean"] - base)
+            with_pw = [locked[d].get("with_password") for d in names]
+            gaps.setdefault(k, []).append(None if None in with_pw else float(np.mean(with_pw)) - base)
+            domains.setdefault(k, []).append(demo_domain)
+    out = {}
+    for k, lift in lifts.items():
+        gap = gaps[k]
+        mean_gap = float(np.mean(gap)) if None not in gap else None  # type: ignore[arg-type]
+        out[k] = {"lift": float(np.mean(lift)), "demo_domains": domains[k],
+                  "gap_fraction": float(np.mean(lift)) / mean_gap if mean_gap else None}
+    return out
+
+
+def prompting_summary(results: pd.DataFrame) -> dict[str, Any]:
+    """Appendix B.3.1, Figure 14: per lock, each prompting attack's correctness (mean/SEM over its
+    seeds, in row order), the locked model without password, and the attacks without the password
+    that raise correctness by more than twice the combined SEM."""
+    rows = results[(results["elicitation"] == "prompting") & results["domain"].isna()]
+    out: dict[str, Any] = {}
+    for (lock,), df in groups(rows, ["lock"]):
+        if lock is None:
+            continue
+        attacks = {str(name): {**stat(d["correctness"]), "with_password": bool(d["with_password"].eq(True).any())}
+                   for (name,), d in groups(df, ["prompt"])}
+        base = locked_correctness(results, lock, False)
+        raises = [] if base is None else [
+            {"attack": name, "mean": a["mean"]} for name, a in attacks.items()
+            if not a["with_password"] and a["mean"] - base["mean"] > 2 * math.hypot(a["sem"], base["sem"])]
+        out[lock] = {"attacks": attacks, "locked_without_password": base, "raises_correctness": raises}
+    return out
+
+
 def summarize(results: pd.DataFrame, wall_seconds: float | None = None) -> dict[str, Any]:
-    """The `summary.json` of a run."""
+    """The `summary.json` of a run (strict JSON: no NaN, missing numbers are None)."""
     results = with_locks(results)
-    policies = results[~results["policy"].isin(["locked", "elicited"])]  # pi_strong and each pi_weak
-    by_policy = {str(p): float(c) for p, c in zip(policies["policy"], policies["correctness"])}
-    locked = results[results["policy"] == "locked"]
-    weak_names = locked["weak_policy"].dropna().unique().tolist() if "weak_policy" in locked else []
+    by_policy = policy_correctness(results)
+    weak_names = results[results["policy"] == "locked"]["weak_policy"].dropna().unique().tolist()
     weak = str(weak_names[0]) if weak_names else "weak"  # the first lock's pi_weak
     summary: dict[str, Any] = {
         "setting": str(results["setting"].iloc[0]) if len(results) else None,
         "strong_correctness": by_policy.get("strong"),
         "weak_correctness": by_policy.get(weak),
         "policies": by_policy,
-        "locked": {
-            m: {("with_password" if w else "without_password"): float(c)
-                for w, c in zip(df["with_password"], df["correctness"])}
-            for m, df in locked.groupby("lock", sort=False)
-        },
+        "locked": {},
+        "locked_sem": {},
         "elicitation": {},
     }
-    elicited = results[results["elicitation"] == "sft"]
-    if len(elicited):
-        chosen = select_epochs(elicited)
-        summary["demo_source"] = sorted(chosen["demo_source"].unique().tolist())
-        for m in locks(results):
-            df = chosen[chosen["lock"] == m]
-            if not len(df):
-                continue
-            summary["elicitation"][m] = {
-                str(int(r.k)): {"mean": r.mean, "sem": r.sem, "seeds": r.seeds, "epochs": r.epochs,
-                                "mean_by_epochs": {str(e): v for e, v in r.all_epochs.items()}}
-                for r in df.itertuples()
-            }
-        for m, df in chosen.groupby("lock"):
-            for r in df.itertuples():
-                summary["elicitation"][m][str(int(r.k))]["gap_recovered"] = gap_recovered(summary, m, r.mean)
-        methods = set(chosen["lock"])
-        if {"sft", "from_scratch"} <= methods:
-            floor = max(summary["locked"][m].get("without_password", -1.0) for m in ("sft", "from_scratch"))
-            ratios = demos_ratio(chosen[chosen["lock"] == "sft"],
-                                 chosen[chosen["lock"] == "from_scratch"], floor=floor)
+    for lock in locks(results):
+        means, sems = {}, {}
+        for with_pw, key in ((True, "with_password"), (False, "without_password")):
+            c = locked_correctness(results, lock, with_pw)
+            if c is not None:
+                means[key], sems[key], sems["lock_seeds"] = c["mean"], c["sem"], c["seeds"]
+        prompted = results[(results["policy"] == "locked") & results["elicitation"].isna()
+                           & (results["lock"] == lock) & results["prompt"].notna() & results["domain"].isna()]
+        for (prompt,), d in groups(prompted, ["prompt"]):
+            means[LOCKED_PROMPTS.get(prompt, f"prompt: {prompt}")] = float(d["correctness"].mean())
+        if means:
+            summary["locked"][lock], summary["locked_sem"][lock] = means, sems
+
+    chosen = select_epochs(sft_rows(results))
+    chosen = chosen[chosen["demo_domain"].isna()]
+    if len(chosen):
+        main = main_sources(chosen)
+        summary["demo_source"] = sorted(set(main.values()))
+        summary["elicitation_by_source"] = {}
+        for r in chosen.itertuples():
+            point = {"mean": r.mean, "sem": r.sem, "seeds": r.seeds, "epochs": r.epochs,
+                     "gap_recovered": gap_recovered(summary, r.lock, r.mean)}
+            summary["elicitation_by_source"].setdefault(r.lock, {}).setdefault(r.demo_source, {})[str(int(r.k))] = point
+            if r.demo_source == main[r.lock]:
+                summary["elicitation"].setdefault(r.lock, {})[str(int(r.k))] = {
+                    **point, "mean_by_epochs": {str(e): v for e, v in r.all_epochs.items()}}
+        main_chosen = chosen[[s == main[m] for m, s in zip(chosen["lock"], chosen["demo_source"])]]
+        if {"sft", "from_scratch"} <= set(main_chosen["lock"]):
+            floor = max(summary["locked"].get(m, {}).get("without_password", -1.0) for m in ("sft", "from_scratch"))
+            ratios = demos_ratio(main_chosen[main_chosen["lock"] == "sft"],
+                                 main_chosen[main_chosen["lock"] == "from_scratch"], floor=floor)
             summary["from_scratch_vs_sft_demos"] = {
                 "note": "from-scratch k / SFT-lock k at equal correctness, for points above both locks' "
                         "no-password correctness",
                 "points": ratios,
                 "median_ratio": float(np.median([r["ratio"] for r in ratios])) if ratios else None,
             }
-    curves = rl_curves(results)
+
+    domains = domain_summary(results)
+    if domains:
+        summary["domains"] = domains
+    prompting = prompting_summary(results)
+    if prompting:
+        summary["prompting"] = prompting
+    curves = sft_curves(results)
     if len(curves):
+        summary["sft_curves"] = {}
+        for r in curves.itertuples():
+            summary["sft_curves"].setdefault(r.lock, {}).setdefault(r.demo_source, {}).setdefault(
+                str(r.k), {})[str(r.epochs)] = {"mean": r.mean, "sem": r.sem, "seeds": r.seeds}
+
+    rl = rl_curves(results)
+    if len(rl):
         summary["rl"] = {}
-        for (lock, method, reward), df in curves.groupby(["lock", "elicitation", "reward"], sort=False):
+        for (lock, method, reward, warm_start), df in groups(rl, ["lock", "elicitation", "reward", "warm_start"]):
             final = df.loc[df["samples"].idxmax()]
-            summary["rl"].setdefault(lock, {})[method] = {
+            key = method if warm_start is None else f"{method} after {warm_start}"
+            summary["rl"].setdefault(lock, {})[key] = {
+                "method": method, "warm_start": warm_start,
                 "reward": reward, "lr": float(final["lr"]), "samples": int(final["samples"]),
                 "mean": float(final["mean"]), "sem": float(final["sem"]), "seeds": int(final["seeds"]),
                 "gap_recovered": gap_recovered(summary, lock, float(final["mean"])),
@@ -150,11 +389,28 @@ def summarize(results: pd.DataFrame, wall_seconds: float | None = None) -> dict[
             }
     if wall_seconds is not None:
         summary["wall_seconds"] = float(wall_seconds)
-    return summary
+    return json_safe(summary)
 
 
 def gap_recovered(summary: dict[str, Any], lock: str, correctness: float) -> float:
-    """Share of the lock's gap (with minus without password) that `correctness` closes."""
+    """Share of the lock's gap (with minus without password) that `correctness` closes; NaN
+    without a gap (e.g. a setting-variation lock has no with-password correctness, B.1.3)."""
     w = summary["locked"].get(lock, {})
     gap = w.get("with_password", float("nan")) - w.get("without_password", float("nan"))
     return (correctness - w.get("without_password", float("nan"))) / gap if gap else float("nan")
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with NaN/inf as None, numpy scalars as Python ones and keys as strings, so that
+    `json.dumps(..., allow_nan=False)` writes strict JSON."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if value is pd.NA:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
