@@ -105,8 +105,11 @@ def list_tasks(count: bool) -> int:
     from pwlock.tasks import TASKS
 
     for name, cls in TASKS.items():
-        task = cls()
         about = " ".join((cls.__doc__ or "").split("\n\n")[0].split()).split(". ")[0]  # first sentence
+        if name == "mixture":  # made of other tasks: nothing to show without them
+            print(f"{name}  {about}\n  config:  task: {{name: mixture, tasks: [{{name: ..., label: ...}}, ...]}}")
+            continue
+        task = cls()
         print(f"{name}  (version {task.version})  {about}")
         print(f"  data:    {task.data_source}")
         print(f"  domains: {', '.join(task.domains)}")
@@ -120,8 +123,9 @@ def list_tasks(count: bool) -> int:
 
 def print_outputs(run_dir: Path, summary: dict) -> None:
     print(", ".join(f"{name} {c:.3f}" for name, c in summary["policies"].items()))
-    for m, v in summary["locked"].items():
-        print(f"locked ({m}): with password {v['with_password']:.3f}, without {v['without_password']:.3f}")
+    for m, v in summary["locked"].items():  # the setting lock has no password; others may add conditions
+        print(f"locked ({m}): " + ", ".join(f"{cond.replace('_', ' ')} {c:.3f}" for cond, c in v.items()
+                                            if isinstance(c, float)))
     for m, by_k in summary["elicitation"].items():
         print(f"SFT elicitation ({m}): " + ", ".join(f"k={k} {v['mean']:.3f}±{v['sem']:.3f}" for k, v in by_k.items()))
     for lock, methods in summary.get("rl", {}).items():

@@ -137,9 +137,9 @@ def check_runnable(cfg: ExperimentConfig, task: Task, splits: dict[str, list[Pro
     sources = [*known, "strong", "weak", *(["model"] if cfg.policies.weak_model is not None else [])]
     n_elicit = len(splits["elicit"])
     for i, rl in enumerate(cfg.elicit.rl_blocks()):
-        if max(10 * rl.n, rl.dpo_problems) > n_elicit:
-            raise ConfigError(f"elicit.rl: 10n={10 * rl.n} and dpo_problems={rl.dpo_problems} must fit in the "
-                              f"elicitation split ({n_elicit} problems)")
+        if 10 * rl.n > n_elicit or (set(rl.methods) & set(DPO_METHODS) and rl.dpo_problems > n_elicit):
+            raise ConfigError(f"elicit.rl: 10n={10 * rl.n} and dpo_problems={rl.dpo_problems} (DPO) must fit in "
+                              f"the elicitation split ({n_elicit} problems)")
         check_locks(f"elicit.rl[{i}].locks", rl.locks, names)
         if rl.warm_start is not None:
             if rl.warm_start.source not in sources:
