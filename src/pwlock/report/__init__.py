@@ -142,11 +142,11 @@ def domains_section(summary: dict[str, Any]) -> list[str]:
                 lines.append(f"| {lock} | {demo_domain} | {v['source']} | {k} | {v['epochs']} | {pm(v['same'])} | "
                              f"{others} | {pm(v['all'])} |")
         for k, h in entry["one_domain_unlocks_others"].items():
-            frac = h["gap_fraction"]
-            verdict = ("" if frac is None else f", {frac:.0%} of the locked gap: one domain's demos "
-                       + ("largely unlock the other domains" if frac >= 0.5 else "do not unlock the other domains"))
+            frac, whole = h["gap_fraction"], h.get("all_domains_gap_fraction")
+            share = "" if frac is None else f": {frac:.0%} of the locked gap" + (
+                "" if whole is None else f", against {whole:.0%} for as many demos from all domains")
             notes.append(f"- {lock}, k={k}: demos from one domain ({', '.join(h['demo_domains'])}) raise correctness on "
-                         f"the other domains by {h['lift']:+.3f} over the locked model without password{verdict}.")
+                         f"the other domains by {h['lift']:+.3f} over the locked model without password{share}.")
     return lines + ([""] + notes if notes else [])
 
 

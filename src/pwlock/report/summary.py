@@ -285,8 +285,21 @@ def unlock_others(entry: dict[str, Any]) -> dict[str, Any]:
         gap = gaps[k]
         mean_gap = float(np.mean(gap)) if None not in gap else None  # type: ignore[arg-type]
         out[k] = {"lift": float(np.mean(lift)), "demo_domains": domains[k],
-                  "gap_fraction": float(np.mean(lift)) / mean_gap if mean_gap else None}
+                  "gap_fraction": float(np.mean(lift)) / mean_gap if mean_gap else None,
+                  "all_domains_gap_fraction": all_domains_fraction(entry, k)}
     return out
+
+
+def all_domains_fraction(entry: dict[str, Any], k: str) -> float | None:
+    """The share of the locked gap (averaged over domains) that demos from all domains recover at
+    the same k: what one domain's demos are compared with."""
+    locked = entry["locked_by_domain"]
+    mean = (entry["by_demo_domain"].get("all", {}).get(k) or {}).get("domain_mean")
+    if mean is None or not locked or any({"with_password", "without_password"} - set(v) for v in locked.values()):
+        return None
+    base = float(np.mean([v["without_password"] for v in locked.values()]))
+    gap = float(np.mean([v["with_password"] for v in locked.values()])) - base
+    return (mean["mean"] - base) / gap if gap else None
 
 
 def prompting_summary(results: pd.DataFrame) -> dict[str, Any]:
