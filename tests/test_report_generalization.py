@@ -258,3 +258,13 @@ def test_no_gap_gives_null_not_nan():
     assert s["elicitation"]["sft-setting"]["4"]["gap_recovered"] is None
     strict(json.dumps(s, allow_nan=False))
     assert not math.isnan(s["elicitation"]["sft-setting"]["4"]["mean"])
+
+
+def test_prompting_sem_is_over_problems_for_a_single_lock():
+    """One lock seed: the binomial SEM over the evaluated problems; several: the SEM over seeds."""
+    from pwlock.report.summary import over_problems_if_single
+
+    one = over_problems_if_single(pd.DataFrame({"correctness": [0.2], "n": [100]}))
+    assert one["sem_over"] == "problems" and one["sem"] == pytest.approx((0.2 * 0.8 / 100) ** 0.5)
+    three = over_problems_if_single(pd.DataFrame({"correctness": [0.1, 0.2, 0.3], "n": [100] * 3}))
+    assert three["sem_over"] == "seeds" and three["sem"] == pytest.approx(0.1 / 3 ** 0.5)

@@ -154,7 +154,8 @@ def prompting_section(summary: dict[str, Any]) -> list[str]:
     prompting = summary.get("prompting")
     if not prompting:
         return []
-    lines = ["", "## Prompting attacks (Appendix B.3.1; locked model, mean ± SEM over seeds)", "",
+    lines = ["", "## Prompting attacks (Appendix B.3.1; locked model, mean ± SEM over lock seeds, or over the "
+                 "problems (binomial) for a single lock)", "",
              "| lock | prompt | password in prompt | correctness | seeds |", "|---|---|---|---|---|"]
     notes = []
     for lock, p in prompting.items():

@@ -200,7 +200,10 @@ def figure_prompting(results: pd.DataFrame, path: Path) -> Path | None:
         ax.set_xlabel("Correctness", fontsize=8)
         ax.set_title(lock_label(lock), fontsize=8)
         ax.grid(alpha=0.3, axis="x")
-    fig.suptitle(f"Prompting attacks: {setting_of(results)}  (mean ± SEM over seeds)", fontsize=9)
+    over = {a.get("sem_over") for p in summary.values() for a in p["attacks"].values()}
+    fig.suptitle(f"Prompting attacks: {setting_of(results)}  (mean ± SEM over "
+                 + ("lock seeds)" if over == {"seeds"} else "problems, one lock)" if over == {"problems"}
+                    else "lock seeds, or problems for one lock)"), fontsize=9)
     fig.tight_layout()
     legend_below(fig, axes, ncol=2, extra=(Patch(color=COLORS[0], label="prompt without the password"),
                                            Patch(color=COLORS[1], label="prompt contains the password")))

@@ -302,6 +302,17 @@ def all_domains_fraction(entry: dict[str, Any], k: str) -> float | None:
     return (mean["mean"] - base) / gap if gap else None
 
 
+def over_problems_if_single(rows: pd.DataFrame) -> dict[str, Any]:
+    """Mean and SEM over runs (lock seeds); with a single run the SEM is the binomial one over the
+    evaluated problems, sqrt(p (1 - p) / n), so one lock still gets honest error bars.
+    `sem_over` says which."""
+    out = stat(rows["correctness"])
+    if out["seeds"] > 1:
+        return {**out, "sem_over": "seeds"}
+    p, n = out["mean"], int(rows["n"].iloc[0])
+    return {**out, "sem": math.sqrt(p * (1 - p) / n) if n else 0.0, "sem_over": "problems"}
+
+
 def prompting_summary(results: pd.DataFrame) -> dict[str, Any]:
     """Appendix B.3.1, Figure 14: per lock, each prompting attack's correctness (mean/SEM over its
     seeds, in row order), the locked model without password, and the attacks without the password
@@ -311,9 +322,11 @@ def prompting_summary(results: pd.DataFrame) -> dict[str, Any]:
     for (lock,), df in groups(rows, ["lock"]):
         if lock is None:
             continue
-        attacks = {str(name): {**stat(d["correctness"]), "with_password": bool(d["with_password"].eq(True).any())}
+        attacks = {str(name): {**over_problems_if_single(d), "with_password": bool(d["with_password"].eq(True).any())}
                    for (name,), d in groups(df, ["prompt"])}
-        base = locked_correctness(results, lock, False)
+        locked = results[(results["policy"] == "locked") & results["elicitation"].isna() & (results["lock"] == lock)
+                         & results["prompt"].isna() & results["domain"].isna() & (results["with_password"] == False)]  # noqa: E712
+        base = over_problems_if_single(locked) if len(locked) else None
         raises = [] if base is None else [
             {"attack": name, "mean": a["mean"]} for name, a in attacks.items()
             if not a["with_password"] and a["mean"] - base["mean"] > 2 * math.hypot(a["sem"], base["sem"])]
