@@ -1,8 +1,12 @@
-"""Tasks: one file each, all implementing `pwlock.tasks.base.Task`.
+"""Tasks: one file each, all implementing `pwlock.tasks.base.Task`; `make_task` builds one by name.
 
 Task modules import their heavy dependencies (sympy, sentence-transformers, datasets) only
 when they load data or score, so importing this registry stays cheap.
 """
+
+from typing import Any
+
+import pydantic
 
 from pwlock.tasks.arithmetic import Arithmetic
 from pwlock.tasks.base import SPLITS, Task, split_problems
@@ -28,5 +32,24 @@ TASKS = {
     "mixture": Mixture,  # several tasks locked in one model (section 5.2 cross-setting, Appendix B.1.3)
 }
 
+
+
+def make_task(name: str, params: dict[str, Any], where: str = "task") -> Task:
+    """The task registered as `name`, built from `params` checked against its constructor's type
+    hints (coerced as pydantic does). Errors are ValueErrors naming `where.<field>`."""
+    if name not in TASKS:
+        raise ValueError(f"{where}.name: unknown task {name!r}; known: {sorted(TASKS)}")
+    cls = TASKS[name]
+    task = cls.__new__(cls)
+    try:
+        pydantic.validate_call(cls.__init__)(task, **params)
+    except pydantic.ValidationError as e:  # before ValueError, which it subclasses
+        raise ValueError("; ".join(f"{where}.{'.'.join(str(x) for x in err['loc'])}: {err['msg']}"
+                                   for err in e.errors())) from None
+    except ValueError as e:
+        raise ValueError(f"{where} ({name}): {e}") from None
+    return task
+
+
 __all__ = ["APPS", "Arithmetic", "GPQA", "GSM8K", "MBPP", "MMLU", "SPLITS", "TASKS", "CodeCritique", "FunctionComposition",
-           "HendrycksMath", "HumanEval", "Mixture", "Task", "split_problems"]
+           "HendrycksMath", "HumanEval", "Mixture", "Task", "make_task", "split_problems"]

@@ -25,8 +25,6 @@ from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any, NamedTuple
 
-import pydantic
-
 from pwlock.tasks.base import Task, reward_all, score_all
 from pwlock.types import Problem
 
@@ -43,25 +41,15 @@ class Source(NamedTuple):
 def build_subtask(i: int, entry: dict[str, Any]) -> tuple[str, Task]:
     """The label and task of `tasks[i]`, its fields checked against the constructor's type hints
     (as the runner does for a top-level task), errors naming the entry."""
-    from pwlock.tasks import TASKS  # here, not at the top: pwlock.tasks imports this module
+    from pwlock.tasks import make_task  # here, not at the top: pwlock.tasks imports this module
 
     params = dict(entry)
     name = params.pop("name", None)
-    if name not in TASKS:
-        raise ValueError(f"tasks[{i}].name: unknown task {name!r}; known: {sorted(TASKS)}")
     label = params.pop("label", name)
+    task = make_task(name, params, where=f"tasks[{i}]")
     if not isinstance(label, str) or not label or "/" in label:
         # "/" separates the label from the sub-task's id in mixture ids
         raise ValueError(f"tasks[{i}].label: a non-empty string without '/', got {label!r}")
-    cls = TASKS[name]
-    task = cls.__new__(cls)
-    try:
-        pydantic.validate_call(cls.__init__)(task, **params)
-    except pydantic.ValidationError as e:  # before ValueError, which it subclasses
-        lines = [f"tasks[{i}].{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()]
-        raise ValueError("; ".join(lines)) from None
-    except ValueError as e:
-        raise ValueError(f"tasks[{i}] ({name}): {e}") from None
     if hasattr(task, "choices"):
         # Classified, not generated (pwlock.evaluate reads task.choices): one mixture would
         # need both evaluation paths at once.
