@@ -226,3 +226,24 @@ def test_variant_fields_go_with_their_variant(tmp_path, capsys):
     config = write_config(tmp_path / "c.yaml", lock__held_out_domain="fn0-7")
     assert main(["run", str(config), "--out", str(tmp_path / "run")]) == 2
     assert "held_out_domain goes with variants: [held_out]" in capsys.readouterr().err
+
+
+def test_units_finished_by_an_older_pwlock_are_read(tmp_path):
+    """A unit whose key did not change but whose rows predate today's columns (e.g. a cached
+    locked-model evaluation) still yields complete rows, the new columns None."""
+    config = write_config(tmp_path / "c.yaml", lock__methods=["sft"],
+                          elicit__sft={"ks": [2], "seeds": [0], "epochs": {2: [1]}, "batch_size": 2})
+    out = tmp_path / "run"
+    assert main(["run", str(config), "--out", str(out)]) == 0
+    old_columns = {"setting", "task", "task_version", "policy", "lock_method", "weak_policy", "elicitation",
+                   "demo_source", "k", "epochs", "reward", "lr", "samples", "seed", "with_password", "correctness",
+                   "n", "unit"}
+    for unit in [*(out / "cache").glob("eval_lock_*"), *(out / "cache").glob("elicit_sft_*")]:
+        rows = [json.loads(line) for line in (unit / "rows.jsonl").read_text().splitlines()]
+        (unit / "rows.jsonl").write_text("".join(
+            json.dumps({k: v for k, v in r.items() if k in old_columns}) + "\n" for r in rows))
+    before = results(out)
+    assert main(["run", str(config), "--out", str(out)]) == 0
+    after = results(out)
+    assert list(after.columns) == list(before.columns) and after["domain"].isna().all()
+    pd.testing.assert_frame_equal(after, before)

@@ -605,7 +605,7 @@ class Experiment:
                 self.save_completions(folder / f"completions_{tag}_password.jsonl", ev)
             return rows
 
-        _, rows = self.store.run(f"eval_lock_{lk.name}", {"locked": lk.dir.name, "eval": self.eval_key}, compute)
+        _, rows = self.results_unit(f"eval_lock_{lk.name}", {"locked": lk.dir.name, "eval": self.eval_key}, compute)
         log(f"locked ({lk.name}): " + ", ".join(
             f"{r['prompt'] or ('with' if r['with_password'] else 'without') + ' password'} {r['correctness']:.3f}"
             for r in rows if r["domain"] is None))
@@ -651,7 +651,7 @@ class Experiment:
                                                  seed=seed, with_password=False)
                         return out
 
-                    _, unit_rows = self.store.run(f"elicit_sft_{lk.name}{tag}_k{k}_s{seed}", key, compute)
+                    _, unit_rows = self.results_unit(f"elicit_sft_{lk.name}{tag}_k{k}_s{seed}", key, compute)
                     log(f"elicit sft ({lk.name}{tag}) k={k} seed={seed}: " + ", ".join(
                         f"{r['epochs']} epochs {r['correctness']:.3f}" for r in unit_rows if r["domain"] is None))
                     rows += unit_rows
@@ -673,7 +673,7 @@ class Experiment:
                     if warm is not None:
                         key["warm_start"] = warm.model_dump()
                     compute = functools.partial(self.rl_unit, lk, rl, algo, lr, seed)
-                    _, unit_rows = self.store.run(f"elicit_{algo}_{lk.name}{tag}_lr{lr:g}_s{seed}", key, compute)
+                    _, unit_rows = self.results_unit(f"elicit_{algo}_{lk.name}{tag}_lr{lr:g}_s{seed}", key, compute)
                     log(f"{algo} ({lk.name}{tag}) lr={lr:g} seed={seed}: "
                         f"{unit_rows[0]['correctness']:.3f} -> {unit_rows[-1]['correctness']:.3f} "
                         f"after {unit_rows[-1]['samples']} samples")
@@ -760,10 +760,16 @@ class Experiment:
 
         key = {"locked": lk.dir.name, "eval": self.eval_key, "seed": seed,
                "prompting": {**pc.model_dump(exclude={"locks"}), "paraphrase": paraphrase, "close_paraphrase": close}}
-        _, rows = self.store.run(f"prompting_{lk.name}", key, compute)
+        _, rows = self.results_unit(f"prompting_{lk.name}", key, compute)
         log(f"prompting ({lk.name}): " + ", ".join(
             f"{r['prompt']} {r['correctness']:.3f}" for r in rows if r["domain"] is None))
         return rows
+
+    def results_unit(self, name: str, key: dict[str, Any], compute: Any) -> tuple[Path, list[dict[str, Any]]]:
+        """A unit that yields results rows, each with every column: a unit finished by an older
+        pwlock (whose key did not change) lacks the columns added since, which mean None."""
+        folder, rows = self.store.run(name, key, compute)
+        return folder, [{field: r.get(field) for field in ROW_FIELDS} for r in rows]
 
     def save_completions(self, path: Path, ev: Evaluation) -> None:
         """One line per validation problem: its id and the model's completion."""
