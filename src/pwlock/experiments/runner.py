@@ -611,13 +611,14 @@ class Experiment:
             for r in rows if r["domain"] is None))
         return rows
 
+    def demos(self, lk: Locked, source: str, pool: list[Problem], k: int, seed: int) -> list[Example]:
+        """k demonstrations without password from `pool` (seeded), completed by `source`: a policy,
+        or `weak` for this lock's own pi_weak."""
+        name = lk.weak if source == "weak" else source
+        return pick_demos(self.task, pool, k, seed, lambda ps: self.sample_policy(name, ps, random.Random("demos")))
+
     def elicit_sft(self, lk: Locked, block: SFTElicitConfig) -> list[dict[str, Any]]:
         """SFT on k demonstrations per (demo domain, k, seed), each evaluated at its candidate epoch counts."""
-        source = lk.weak if block.source == "weak" else block.source  # weak: this lock's own pi_weak
-
-        def complete(problems: list[Problem]) -> list[str]:
-            return self.sample_policy(source, problems, random.Random("demos"))
-
         rows: list[dict[str, Any]] = []
         for domain in demo_domains(block, self.task):
             pool = [p for p in self.splits["elicit"] if domain is None or p.domain == domain]
@@ -637,7 +638,7 @@ class Experiment:
                     def compute(folder: Path, k: int = k, seed: int = seed, epochs: list[int] = epochs,
                                 args: TrainArgs = args, pool: list[Problem] = pool,
                                 domain: str | None = domain) -> list[dict[str, Any]]:
-                        demos = pick_demos(self.task, pool, k, seed, complete)
+                        demos = self.demos(lk, block.source, pool, k, seed)
                         write_jsonl(folder / "demos.jsonl", [e.__dict__ for e in demos])
                         model = self.trainable(copy.deepcopy(lk.model), seed)
                         evals = elicit_sft(model, lk.tokenizer, self.task, demos, self.val, epochs=epochs,
@@ -689,9 +690,7 @@ class Experiment:
         gen = dict(max_new_tokens=self.cfg.eval.max_new_tokens, batch_size=self.cfg.eval.batch_size)
         warm = rl.warm_start
         if warm is not None:
-            source = lk.weak if warm.source == "weak" else warm.source
-            demos = pick_demos(self.task, self.splits["elicit"], warm.k, seed,
-                               lambda ps: self.sample_policy(source, ps, random.Random("demos")))
+            demos = self.demos(lk, warm.source, self.splits["elicit"], warm.k, seed)
             write_jsonl(folder / "warm_start_demos.jsonl", [e.__dict__ for e in demos])
             sft(model, tokenizer, lambda _: demos, TrainArgs(epochs=warm.epochs, batch_size=min(warm.batch_size, warm.k),
                                                              lr=warm.lr, optimizer=rl.optimizer, seed=seed),

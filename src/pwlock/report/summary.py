@@ -97,13 +97,19 @@ def policy_correctness(results: pd.DataFrame) -> dict[str, float]:
     return {str(p): float(d["correctness"].mean()) for (p,), d in groups(rows, ["policy"])}
 
 
-def locked_correctness(results: pd.DataFrame, lock: str, with_password: bool | None, prompt: str | None = None,
-                       domain: str | None = None) -> dict[str, Any] | None:
-    """Mean/SEM over lock seeds of the locked model's correctness (not elicited, not a prompting
-    attack), or None without such rows. `with_password` None: either (for another `prompt`)."""
-    rows = results[(results["policy"] == "locked") & results["elicitation"].isna() & (results["lock"] == lock)
+def locked_rows(results: pd.DataFrame, lock: str, with_password: bool | None, prompt: str | None = None,
+                domain: str | None = None) -> pd.DataFrame:
+    """The locked model's own evaluation rows (not elicited, not a prompting attack), one per lock
+    seed. `with_password` None: either (for another `prompt`)."""
+    return results[(results["policy"] == "locked") & results["elicitation"].isna() & (results["lock"] == lock)
                    & (True if with_password is None else results["with_password"] == with_password)
                    & is_value(results["prompt"], prompt) & is_value(results["domain"], domain)]
+
+
+def locked_correctness(results: pd.DataFrame, lock: str, with_password: bool | None, prompt: str | None = None,
+                       domain: str | None = None) -> dict[str, Any] | None:
+    """Mean/SEM over lock seeds of the locked model's correctness, or None without such rows."""
+    rows = locked_rows(results, lock, with_password, prompt, domain)
     return stat(rows["correctness"]) if len(rows) else None
 
 
@@ -324,8 +330,7 @@ def prompting_summary(results: pd.DataFrame) -> dict[str, Any]:
             continue
         attacks = {str(name): {**over_problems_if_single(d), "with_password": bool(d["with_password"].eq(True).any())}
                    for (name,), d in groups(df, ["prompt"])}
-        locked = results[(results["policy"] == "locked") & results["elicitation"].isna() & (results["lock"] == lock)
-                         & results["prompt"].isna() & results["domain"].isna() & (results["with_password"] == False)]  # noqa: E712
+        locked = locked_rows(results, lock, False)
         base = over_problems_if_single(locked) if len(locked) else None
         raises = [] if base is None else [
             {"attack": name, "mean": a["mean"]} for name, a in attacks.items()
