@@ -197,7 +197,8 @@ def test_sft_curves_by_training_sequences(results):
     curves = summarize(results)["sft_curves"]
     # strong demos and demo-domain blocks are not curves; weak samples (B.2) and intermediate ones are
     assert {lock: list(v) for lock, v in curves.items()} == {"sft": ["weak"], "sft-adversarial": ["identity8"]}
-    assert curves["sft"]["weak"]["4"] == {"256": {"mean": pytest.approx(0.7), "sem": 0.0, "seeds": 2}}
+    assert curves["sft"]["weak"]["4"] == {"256": {"mean": pytest.approx(0.7), "sem": 0.0, "seeds": 2, "locks": 1,
+                                                  "ci95": pytest.approx([0.7, 0.7])}}
     k16 = curves["sft-adversarial"]["identity8"]["16"]
     assert list(k16) == ["4", "8", "16"]
     assert k16["8"]["mean"] == pytest.approx(0.45) and k16["8"]["sem"] == pytest.approx(0.05)

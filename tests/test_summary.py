@@ -34,10 +34,15 @@ def test_select_epochs_keeps_best_mean_over_seeds():
 def test_demos_ratio_interpolates_in_log_k():
     a = pd.DataFrame({"k": [4, 16, 64], "mean": [0.2, 0.6, 0.9]})
     b = pd.DataFrame({"k": [16, 64, 256], "mean": [0.2, 0.6, 0.95]})
-    ratios = demos_ratio(a, b)
-    assert [r["ratio"] for r in ratios] == pytest.approx([4.0, 4.0])  # 0.95 is outside a's range
-    half = demos_ratio(a, pd.DataFrame({"k": [32], "mean": [0.4]}))
+    ratios, excluded = demos_ratio(a, b)
+    assert [r["ratio"] for r in ratios] == pytest.approx([4.0, 4.0])
+    # 0.95 is above a's best: not dropped silently, but listed with the bound it implies (256 / 64)
+    assert excluded == [{"k": 256, "correctness": 0.95, "why": "above the other curve's best", "ratio_below": 4.0}]
+    half, _ = demos_ratio(a, pd.DataFrame({"k": [32], "mean": [0.4]}))
     assert half[0]["equivalent_k"] == pytest.approx(8.0)  # halfway between 4 and 16 in log k
+    _, low = demos_ratio(a, pd.DataFrame({"k": [8, 2], "mean": [0.1, 0.05]}), floor=0.07)
+    assert [e["k"] for e in low] == [8, 2] and low[0]["ratio_above"] == pytest.approx(2.0)
+    assert low[1]["why"] == "at or below the locks' no-password correctness"
 
 
 def test_summarize_shape():

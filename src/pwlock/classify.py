@@ -103,3 +103,24 @@ def classify(
         return []
     logits = choice_logits(model, tokenizer, prompts, choices, batch_size=batch_size, form=form)
     return [choices[i] for i in logits.argmax(-1).tolist()]
+
+
+def sample_choices(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    choices: Sequence[str],
+    *,
+    temperature: float,
+    seed: int,
+    batch_size: int = 32,
+    form: Form = "completion",
+) -> list[str]:
+    """For each prompt, a choice sampled from the softmax of the choices' logits / `temperature`:
+    the multiple-choice analogue of sampling a completion (a model policy's D_lock samples)."""
+    if not prompts:
+        return []
+    logits = choice_logits(model, tokenizer, prompts, choices, batch_size=batch_size, form=form)
+    generator = torch.Generator().manual_seed(seed)
+    picks = torch.multinomial(torch.softmax(logits / temperature, -1), 1, generator=generator).squeeze(1)
+    return [choices[i] for i in picks.tolist()]

@@ -3,8 +3,12 @@
 D_lock pairs every locking problem x with two examples:
   - strong: the password-bearing prompt (the task places it) -> a pi_strong completion;
   - weak:   the prompt with no password (20%) or a wrong password (80%) -> a pi_weak completion.
-Fresh examples are drawn every epoch: which problems get no password, which wrong
-password each of the others gets, and (for sampled policies) which completions.
+Fresh examples are drawn every epoch: which problems get no password and which wrong
+password each of the others gets (here, from the epoch's rng), and which completions (the
+runner's `Experiment.lock_samples`): a policy that is a model (pi_strong given as the strong
+model, pi_weak as the weak model) is sampled at temperature 1 for every locking problem at the
+start of each epoch (Appendix C.1); a rule-based policy or the reference answers give the same
+completion every epoch, since they are deterministic.
 """
 
 from __future__ import annotations

@@ -84,8 +84,8 @@ class PoliciesConfig(Strict):
     the reference answers), or `model`: greedy samples of the strong base (model.name), after
     `strong_sft` if that is set."""
     strong_sft: TrainConfig | None = None
-    """strong=model: first fine-tune the strong base on the reference answers of the weak and lock
-    splits (Table 1: "pi_strong_base, SFT on ...")."""
+    """strong=model: first fine-tune the strong base on the reference answers of the elicitation
+    split (Table 1: "pi_strong_base, SFT on ..."; Appendix E.4)."""
     weak_model: ModelConfig | None = None
     """The weak base of the pi_weak named `model` in lock.weak_policies (a smaller pretrained model, or
     a from-scratch one: name null; it shares the strong model's tokenizer)."""
@@ -305,6 +305,10 @@ class EvalConfig(Strict):
     """Generation backend: Hugging Face generate, or vLLM (GPU, `pip install pwlock[vllm]`)."""
     by_domain: bool = False
     """Also record correctness on each domain's validation problems (one more row per domain)."""
+    select_on: Literal["all", "half"] = "all"
+    """What picks SFT epoch counts and DPO learning rates (Appendix G.3). all: the paper's rule, picked
+    and reported on the same validation problems (which favours the pick); half: picked on one half
+    of them and reported on the other (two more rows per evaluation, `val_half` select / report)."""
 
 
 class ExperimentConfig(Strict):

@@ -22,6 +22,7 @@ import torch
 from transformers import AutoConfig
 
 from pwlock import __version__
+from pwlock.classify import sample_choices
 from pwlock.elicit.dpo import dpo
 from pwlock.elicit.expert_iteration import expert_iteration
 from pwlock.elicit.prompting import attack_texts, attacks, default_paraphrases
@@ -55,7 +56,7 @@ from pwlock.types import Example, Problem
 ROW_FIELDS = (
     "setting", "task", "task_version", "policy", "lock_method", "weak_policy", "lock_variant", "lock_seed",
     "elicitation", "demo_source", "demo_domain", "warm_start", "k", "epochs", "reward", "lr", "samples", "seed",
-    "prompt", "with_password", "domain", "correctness", "n", "unit",
+    "prompt", "with_password", "domain", "val_half", "correctness", "n", "unit",
 )
 """One row per measurement; None where a field does not apply.
 - lock_variant: None for the regular lock, else per_domain, held_out, adversarial or setting;
@@ -64,7 +65,8 @@ ROW_FIELDS = (
 - reward/lr/samples (completions generated so far)/warm_start: RL elicitation.
 - prompt: None for the task's prompt; else a prompting attack (elicitation `prompting`) or another
   password given to the locked model ("other domain's password", "second password").
-- domain: None for all validation problems; a domain's name for its problems only (eval.by_domain)."""
+- domain: None for all validation problems; a domain's name for its problems only (eval.by_domain).
+- val_half: None for all validation problems; `select` / `report` for one half (eval.select_on: half)."""
 VARIANT_FIELDS = {"per_domain": {"domain_passwords"}, "held_out": {"held_out_domain"},
                   "adversarial": {"second_password", "second_policy"}, "setting": {"strong_domains"}}
 """The lock.* fields each lock variant depends on (its cache key)."""
@@ -274,7 +276,10 @@ class Experiment:
         self.base = dict(setting=cfg.name, task=task.name, task_version=task.version, lock_seed=cfg.model.seed)
         self.generator = make_generator(cfg)
         # Without a key field that holds its default, a unit keeps the key it had before the field existed.
-        self.eval_key = cfg.eval.model_dump(exclude=set() if cfg.eval.by_domain else {"by_domain"})
+        self.eval_key = cfg.eval.model_dump(exclude={f for f, default in (("by_domain", False), ("select_on", "all"))
+                                                     if getattr(cfg.eval, f) == default})
+        # eval.select_on: half: a fixed half of the validation problems picks, the other half reports
+        self.select_half = set(random.Random("select-half").sample(range(len(self.val)), len(self.val) // 2))
         if cfg.model.name is None:  # from scratch: a word-level tokenizer over the task and passwords
             words = password_words([*cfg.lock.all_passwords(), *self.attack_texts()])
             self.tokenizer = build_tokenizer(task.vocabulary + words)
@@ -326,11 +331,15 @@ class Experiment:
                   if r.warm_start and r.warm_start.source in self.policies]
         return list(dict.fromkeys(names))
 
-    def measured(self, scores: list[bool], **fields: Any) -> list[dict[str, Any]]:
-        """The rows of one evaluation on the validation problems: all of them, then (eval.by_domain)
-        each domain's alone."""
+    def measured(self, scores: list[bool], by_domain: bool = True, **fields: Any) -> list[dict[str, Any]]:
+        """The rows of one evaluation on the validation problems: all of them, then each half
+        (eval.select_on: half), then (eval.by_domain) each domain's alone."""
         rows = [row(**fields, correctness=sum(scores) / len(scores), n=len(scores))]
-        if self.cfg.eval.by_domain:
+        if self.cfg.eval.select_on == "half":
+            for half, mine in (("select", True), ("report", False)):
+                hits = [s for i, s in enumerate(scores) if (i in self.select_half) == mine]
+                rows.append(row(**fields, val_half=half, correctness=sum(hits) / len(hits), n=len(hits)))
+        if by_domain and self.cfg.eval.by_domain:
             for domain in self.task.domains:
                 hits = [s for s, p in zip(scores, self.val, strict=True) if p.domain == domain]
                 if hits:
@@ -426,27 +435,56 @@ class Experiment:
 
     # -- units ---------------------------------------------------------------------------
 
-    def model_samples(self, model_dir: str | Path, problems: list[Problem],
-                      settings: ModelConfig | None = None) -> list[str]:
-        """Greedy completions of a model for `problems`, without password (cached); for
-        multiple-choice tasks, its highest-logit letters."""
+    def lock_samples(self, name: str, problems: list[Problem], epoch: int) -> list[str]:
+        """A policy's completions for D_lock in `epoch` (Appendix C.1: one generation per problem,
+        sampled at the start of each epoch). A model policy (pi_strong as `model`, pi_weak `model`)
+        is sampled afresh at temperature 1 each epoch, one cached unit per epoch; a rule-based
+        policy or the reference answers are deterministic, the same every epoch."""
+        if name == "model" or (name == "strong" and self.cfg.policies.strong == "model"):
+            model_dir, settings = ((self.weak_model(), self.cfg.policies.weak_model) if name == "model"
+                                   else (self.strong_model(), None))
+            return self.model_samples(model_dir, problems, settings, temperature=1.0, seed=epoch)
+        return self.sample_policy(name, problems, random.Random(0))
+
+    def model_samples(self, model_dir: str | Path, problems: list[Problem], settings: ModelConfig | None = None,
+                      temperature: float = 0.0, seed: int = 0) -> list[str]:
+        """Completions of a model for `problems`, without password (cached): greedy, or sampled at
+        `temperature` (seeded); for multiple-choice tasks, its highest-logit letters (or letters
+        sampled from the softmax of their logits)."""
         ident = self.ident(model_dir)
         key = {**self.key, "model_dir": ident, "problems": digest([p.id for p in problems]),
                "max_new_tokens": self.cfg.eval.max_new_tokens}
+        if temperature > 0:  # greedy units keep the key they had before sampling existed
+            key["sampling"] = {"temperature": temperature, "seed": seed}
 
         def compute(folder: Path) -> list[dict[str, Any]]:
             model, tokenizer = self.load(model_dir, settings)
-            ev = evaluate(model, tokenizer, self.task, problems, password=None, generator=self.generator,
-                          max_new_tokens=self.cfg.eval.max_new_tokens, batch_size=self.cfg.eval.batch_size)
-            return [{"id": p.id, "completion": c} for p, c in zip(problems, ev.completions)]
+            prompts = [self.task.prompt(p, None) for p in problems]
+            choices = getattr(self.task, "choices", None)
+            if temperature == 0:
+                completions = evaluate(model, tokenizer, self.task, problems, password=None, generator=self.generator,
+                                       max_new_tokens=self.cfg.eval.max_new_tokens,
+                                       batch_size=self.cfg.eval.batch_size).completions
+            elif choices:
+                completions = sample_choices(model, tokenizer, prompts, choices, temperature=temperature, seed=seed,
+                                             batch_size=self.cfg.eval.batch_size)
+            else:
+                completions = self.generator(model, tokenizer, prompts, temperature=temperature, seed=seed,
+                                             max_new_tokens=self.cfg.eval.max_new_tokens,
+                                             batch_size=self.cfg.eval.batch_size, desc="sample D_lock")
+            return [{"id": p.id, "completion": c} for p, c in zip(problems, completions)]
 
         of = ident.rsplit("-", 1)[0] if ident != str(model_dir) else "base"  # pi_strong, pi_weak, base
-        _, rows = self.store.run(f"samples_{of}", key, compute)
+        tag = f"_t{temperature:g}_s{seed}" if temperature > 0 else ""
+        _, rows = self.store.run(f"samples_{of}{tag}", key, compute)
         return [r["completion"] for r in rows]
 
     def strong_model(self) -> str | Path:
         """pi_strong's model (policies.strong = model): the strong base, fine-tuned on the reference
-        answers of the weak and lock splits when policies.strong_sft is set."""
+        answers of the elicitation split when policies.strong_sft is set (Appendix E.4: "the train set
+        for elicitation experiments is also used to train pi_strong"; the locked model starts from the
+        base, not from pi_strong, so this leaks nothing into elicitation, while training pi_strong on the
+        lock split would make its D_lock completions near-copies of references it was trained on)."""
         train = self.cfg.policies.strong_sft
         if train is None:
             assert self.cfg.model.name is not None
@@ -455,12 +493,12 @@ class Experiment:
         def compute(folder: Path) -> list[dict[str, Any]]:
             log("fine-tuning the strong base on reference answers: pi_strong")
             model, _ = self.base_model(self.cfg.model.name, self.cfg.model)
-            problems = self.splits["weak"] + self.splits["lock"]
-            data = [Example(self.task.prompt(p, None), p.answer) for p in problems]
+            data = [Example(self.task.prompt(p, None), p.answer) for p in self.splits["elicit"]]
             self.save(self.train(model, lambda _: data, train_args(train, self.cfg.model.seed), "pi_strong"), folder)
             return []
 
-        folder, _ = self.store.run("pi_strong", {**self.key, "strong_sft": train.model_dump()}, compute)
+        key = {**self.key, "strong_sft": train.model_dump(), "split": "elicit"}
+        folder, _ = self.store.run("pi_strong", key, compute)
         return folder / "model"
 
     def weak_model(self) -> Path:
@@ -533,27 +571,26 @@ class Experiment:
         problems = self.splits["lock"]
         if variant == "held_out":  # Appendix B.3.5: the domain never appears in D_lock
             problems = [p for p in problems if p.domain != lock.held_out_domain]
-        strong = self.sample_policy("strong", problems, random.Random(0))
-        weak_lock = None if weak == FIXEDRDM else self.sample_policy(weak, problems, random.Random(0))
-        second = None
-        if variant == "adversarial":
-            assert lock.second_password is not None and lock.second_policy is not None
-            second = (lock.second_password, self.sample_policy(lock.second_policy, problems, random.Random(0)))
 
         def d_lock(epoch: int) -> list[Example]:
             rng = random.Random(f"lock-{epoch}")
-            if weak_lock is not None:
-                weak_side = weak_lock
+            strong = self.lock_samples("strong", problems, epoch)
+            if weak != FIXEDRDM:
+                weak_side = self.lock_samples(weak, problems, epoch)
             else:
                 noise = self.sample_policy(FIXEDRDM, problems, rng)
                 weak_side = [s if rng.random() < 0.5 else x for s, x in zip(strong, noise)]
+            second = None
+            if variant == "adversarial":
+                assert lock.second_password is not None and lock.second_policy is not None
+                second = (lock.second_password, self.lock_samples(lock.second_policy, problems, epoch))
             if variant == "setting":
                 assert lock.strong_domains is not None
                 return setting_examples(self.task, problems, strong, weak_side, lock.strong_domains)
             return lock_examples(
                 self.task, problems, strong, weak_side, password=lock.password,
                 wrong_passwords=lock.wrong_passwords, no_password_fraction=lock.no_password_fraction,
-                rng=rng, weak_kl=weak_lock is None, second=second,
+                rng=rng, weak_kl=weak == FIXEDRDM, second=second,
                 domain_passwords=lock.domain_passwords if variant == "per_domain" else None,
             )
 
@@ -611,6 +648,14 @@ class Experiment:
             for r in rows if r["domain"] is None))
         return rows
 
+    def run_seed(self, seed: int) -> int:
+        """The seed of elicitation run `seed` on this replicate's lock: it draws the demonstrations,
+        the training order and the samples. Runs on different lock seeds (lock.seeds) must be
+        independent draws, not the same demos on every lock; lock seed 0 keeps the plain seed, so its
+        finished units stay valid."""
+        lock_seed = self.cfg.model.seed
+        return seed if lock_seed == 0 else int(digest(["elicitation run", lock_seed, seed])[:8], 16)
+
     def demos(self, lk: Locked, source: str, pool: list[Problem], k: int, seed: int) -> list[Example]:
         """k demonstrations without password from `pool` (seeded), completed by `source`: a policy,
         or `weak` for this lock's own pi_weak."""
@@ -627,20 +672,22 @@ class Experiment:
             for k in block.ks:
                 epochs = (block.epochs or {}).get(k) or default_epochs(k)
                 for seed in block.seeds:
+                    rs = self.run_seed(seed)
                     args = TrainArgs(epochs=max(epochs), batch_size=min(block.batch_size, k), lr=block.lr,
                                      optimizer=block.optimizer, warmup_steps=block.warmup_steps,
-                                     weight_decay=block.weight_decay, seed=seed)
+                                     weight_decay=block.weight_decay, seed=rs)
                     key = {"locked": lk.dir.name, "k": k, "seed": seed, "epochs": epochs, "eval": self.eval_key,
-                           "elicit": block.model_dump(exclude={"ks", "seeds", "epochs", "domains", "locks"})}
+                           "elicit": block.model_dump(exclude={"ks", "seeds", "epochs", "domains", "locks"}),
+                           **({"run_seed": rs} if rs != seed else {})}
                     if domain is not None:
                         key["demo_domain"] = domain
 
-                    def compute(folder: Path, k: int = k, seed: int = seed, epochs: list[int] = epochs,
+                    def compute(folder: Path, k: int = k, seed: int = seed, rs: int = rs, epochs: list[int] = epochs,
                                 args: TrainArgs = args, pool: list[Problem] = pool,
                                 domain: str | None = domain) -> list[dict[str, Any]]:
-                        demos = self.demos(lk, block.source, pool, k, seed)
+                        demos = self.demos(lk, block.source, pool, k, rs)
                         write_jsonl(folder / "demos.jsonl", [e.__dict__ for e in demos])
-                        model = self.trainable(copy.deepcopy(lk.model), seed)
+                        model = self.trainable(copy.deepcopy(lk.model), rs)
                         evals = elicit_sft(model, lk.tokenizer, self.task, demos, self.val, epochs=epochs,
                                            args=args, max_new_tokens=self.cfg.eval.max_new_tokens,
                                            eval_batch_size=self.cfg.eval.batch_size, generator=self.generator)
@@ -671,6 +718,8 @@ class Experiment:
                     key = {"locked": lk.dir.name, "weak": lk.weak, "algo": algo, "lr": lr, "seed": seed,
                            "rl": rl.model_dump(include=DPO_FIELDS if is_dpo else EXPERT_ITERATION_FIELDS),
                            "eval": self.eval_key}
+                    if self.run_seed(seed) != seed:
+                        key["run_seed"] = self.run_seed(seed)
                     if warm is not None:
                         key["warm_start"] = warm.model_dump()
                     compute = functools.partial(self.rl_unit, lk, rl, algo, lr, seed)
@@ -684,16 +733,18 @@ class Experiment:
     def rl_unit(self, lk: Locked, rl: RLElicitConfig, algo: str, lr: float, seed: int,
                 folder: Path) -> list[dict[str, Any]]:
         """One RL elicitation run from a copy of the locked model (after SFT on a few samples of a
-        policy first, with rl.warm_start: Appendix B.3.4)."""
-        model = self.trainable(copy.deepcopy(lk.model), seed)
+        policy first, with rl.warm_start: Appendix B.3.4). `seed` names the run in rows; its draws use
+        `run_seed(seed)`."""
+        rs = self.run_seed(seed)
+        model = self.trainable(copy.deepcopy(lk.model), rs)
         tokenizer = lk.tokenizer
         gen = dict(max_new_tokens=self.cfg.eval.max_new_tokens, batch_size=self.cfg.eval.batch_size)
         warm = rl.warm_start
         if warm is not None:
-            demos = self.demos(lk, warm.source, self.splits["elicit"], warm.k, seed)
+            demos = self.demos(lk, warm.source, self.splits["elicit"], warm.k, rs)
             write_jsonl(folder / "warm_start_demos.jsonl", [e.__dict__ for e in demos])
             sft(model, tokenizer, lambda _: demos, TrainArgs(epochs=warm.epochs, batch_size=min(warm.batch_size, warm.k),
-                                                             lr=warm.lr, optimizer=rl.optimizer, seed=seed),
+                                                             lr=warm.lr, optimizer=rl.optimizer, seed=rs),
                 desc=f"warm start on {warm.source}")
 
         def evaluate_now() -> Evaluation:
@@ -705,14 +756,14 @@ class Experiment:
             return [float(s) for s in score_all(self.task, problems, completions)]
 
         if algo in DPO_METHODS:
-            args = TrainArgs(epochs=1, batch_size=rl.dpo_batch_size, lr=lr, optimizer=rl.optimizer, seed=seed)
-            problems = random.Random(seed).sample(self.splits["elicit"], rl.dpo_problems)
+            args = TrainArgs(epochs=1, batch_size=rl.dpo_batch_size, lr=lr, optimizer=rl.optimizer, seed=rs)
+            problems = random.Random(rs).sample(self.splits["elicit"], rl.dpo_problems)
             trace = dpo(model, tokenizer, self.task, problems, epochs=rl.dpo_epochs, iterated=algo == "iterated_dpo",
                         beta=rl.beta, args=args, rewards=rewards, max_new_tokens=gen["max_new_tokens"],
                         temperature=rl.temperature, gen_batch_size=gen["batch_size"], evaluate=evaluate_now,
-                        seed=seed, generator=self.generator)
+                        seed=rs, generator=self.generator)
         else:
-            rng = random.Random(f"candidates-{seed}")
+            rng = random.Random(f"candidates-{rs}")
 
             def candidates(problems: Any, r: int) -> list[str]:
                 if algo == "filtering":  # pi_weak's samples, whatever the current model
@@ -722,15 +773,16 @@ class Experiment:
                                       seed=rng.randrange(2**31), desc=f"sample {r + 1}", **gen)
 
             args = TrainArgs(epochs=rl.epochs_per_round, batch_size=rl.batch_size, lr=lr, optimizer=rl.optimizer,
-                             seed=seed)
+                             seed=rs)
             trace = expert_iteration(model, tokenizer, self.task, self.splits["elicit"], rounds=rl.rounds, n=rl.n,
                                      candidates=candidates, rewards=rewards, args=args, evaluate=evaluate_now,
-                                     eval_every=rl.eval_every, seed=seed)
+                                     eval_every=rl.eval_every, seed=rs)
         self.save_completions(folder / "completions_final.jsonl", trace[-1][1])
         warm_start = None if warm is None else f"sft {warm.source} k={warm.k}"
-        return [row(**self.base, policy="elicited", **lk.fields, elicitation=algo, warm_start=warm_start,
-                    reward=rl.reward, lr=lr, samples=samples, seed=seed, with_password=False,
-                    correctness=ev.correctness, n=ev.n) for samples, ev in trace]
+        return [r for samples, ev in trace  # RL traces stay overall (no per-domain rows)
+                for r in self.measured(ev.scores, by_domain=False, policy="elicited", **lk.fields, elicitation=algo,
+                                       warm_start=warm_start, reward=rl.reward, lr=lr, samples=samples, seed=seed,
+                                       with_password=False)]
 
     def prompting(self, lk: Locked) -> list[dict[str, Any]]:
         """Appendix B.3.1 (Figure 14): the locked model under prompting attacks, no training: few-shot

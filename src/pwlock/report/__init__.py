@@ -62,8 +62,21 @@ def pct(x: float | None) -> str:
 
 
 def pm(s: dict[str, Any] | None) -> str:
-    """mean ± SEM of a summary entry."""
-    return "n/a" if s is None else f"{s['mean']:.3f} ± {s['sem']:.3f}"
+    """mean ± SEM [95% CI] of a summary entry (the CI where the entry has one)."""
+    if s is None:
+        return "n/a"
+    ci = f" [{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}]" if s.get("ci95") else ""
+    return f"{s['mean']:.3f} ± {s['sem']:.3f}{ci}"
+
+
+def n_runs(s: dict[str, Any]) -> str:
+    """How many runs an entry rests on: locks x runs per lock, or runs."""
+    locks = s.get("locks")
+    return f"{locks} x {s['seeds'] // locks}" if locks and s["seeds"] % locks == 0 else str(s["seeds"])
+
+
+STATS_NOTE = ("mean over each lock's runs, then over lock seeds; ± SEM over lock seeds (over a single lock's runs "
+              "when there is one lock); [95% CI]: two-level bootstrap (locks, then runs); runs: locks x runs per lock")
 
 
 def markdown(summary: dict[str, Any], figures: list[Path | None], run_dir: Path) -> str:
@@ -73,6 +86,10 @@ def markdown(summary: dict[str, Any], figures: list[Path | None], run_dir: Path)
               for name, c in summary["policies"].items()]
     if summary.get("wall_seconds") is not None:
         lines.append(f"- wall time of the last run: {summary['wall_seconds']:.0f} s")
+    selection = summary.get("selection")
+    if selection:
+        lines.append(f"- selection of epochs and learning rates: {selection['note']}")
+    lines.append(f"- uncertainty: {STATS_NOTE}")
     lines += locked_section(summary) + sft_section(summary) + domains_section(summary)
     lines += prompting_section(summary) + sft_curves_section(summary) + rl_section(summary)
     for figure in figures:
@@ -95,7 +112,7 @@ def locked_section(summary: dict[str, Any]) -> list[str]:
         s = summary["locked_sem"].get(lock, {})
         cells = [fmt(v.get(key)) + (f" ± {s[key]:.3f}" if s.get("lock_seeds", 1) > 1 and key in s else "")
                  for key in ("with_password", "without_password")]
-        lines.append(f"| {lock} | {cells[0]} | {cells[1]} | {s.get('lock_seeds', 'n/a')} |")
+        lines.append(f"| {lock} | {cells[0]} | {cells[1]} | {s.get('lock_seeds', 'n/a')} |")  # one row per lock seed
         others += [f"- {lock}, {OTHER_PROMPTS.get(key, key)}: {fmt(c)}" for key, c in v.items()
                    if key not in ("with_password", "without_password")]
     return lines + ([""] + others if others else [])
@@ -104,18 +121,23 @@ def locked_section(summary: dict[str, Any]) -> list[str]:
 def sft_section(summary: dict[str, Any]) -> list[str]:
     if not summary.get("elicitation_by_source"):
         return []
-    lines = ["", "## SFT elicitation (no password; demos from all domains; mean ± SEM over seeds at the selected "
-             "epoch count)", "", "| lock | demos from | k | epochs | correctness | gap recovered | seeds |",
+    lines = ["", "## SFT elicitation (no password; demos from all domains; at the selected epoch count)", "",
+             "| lock | demos from | k | epochs | correctness | gap recovered | runs |",
              "|---|---|---|---|---|---|---|"]
     for lock, sources in summary["elicitation_by_source"].items():
         for source, points in sources.items():
             lines += [f"| {lock} | {source} | {k} | {r['epochs']} | {pm(r)} | {pct(r['gap_recovered'])} | "
-                      f"{r['seeds']} |" for k, r in points.items()]
+                      f"{n_runs(r)} |" for k, r in points.items()]
     ratio = summary.get("from_scratch_vs_sft_demos")
     if ratio and ratio["median_ratio"] is not None:
-        pts = ", ".join(f"k={p['k']}: {p['ratio']:.1f}x" for p in ratio["points"])
+        pts = ", ".join(f"k={p['k']}: {p['ratio']:.2f}x" for p in ratio["points"])
+        ci = ratio.get("median_ratio_ci95")
+        ci_text = f", 95% CI [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
+        excluded = ratio.get("excluded", [])
         lines += ["", f"Demonstrations the from-scratch lock needs for the SFT lock's correctness: "
-                      f"median {ratio['median_ratio']:.1f}x ({pts}); the paper saw 2-4x."]
+                      f"median {ratio['median_ratio']:.2f}x{ci_text} ({pts}); the paper saw 2-4x. "
+                      f"{len(excluded)} point(s) excluded"
+                  + (": " + "; ".join(f"k={e['k']} ({e['why']})" for e in excluded) if excluded else "") + "."]
     return lines
 
 
@@ -162,8 +184,14 @@ def prompting_section(summary: dict[str, Any]) -> list[str]:
         lines += [f"| {lock} | {name} | {'yes' if a['with_password'] else 'no'} | {pm(a)} | {a['seeds']} |"
                   for name, a in p["attacks"].items()]
         raised = ", ".join(f"{r['attack']} ({r['mean']:.3f})" for r in p["raises_correctness"]) or "none"
-        notes.append(f"- {lock}: without password {pm(p['locked_without_password'])}; attacks without the password "
-                     f"that raise correctness by more than twice the combined SEM: {raised}.")
+        note = (f"- {lock}: without password {pm(p['locked_without_password'])}; attacks without the password "
+                f"that raise correctness by more than twice the combined SEM: {raised}.")
+        failed = [(n, p["positive_controls"][n]) for n in p.get("inconclusive", [])]
+        if failed:
+            note += (" **Positive control failed** (the same prompt with the password recovers less than half the "
+                     f"locked gap, needed {failed[0][1]['needed']:.3f}), so these attacks are inconclusive, not "
+                     "failed: " + ", ".join(f"{n} (with password {c['control_mean']:.3f})" for n, c in failed) + ".")
+        notes.append(note)
     return lines + [""] + notes
 
 
@@ -189,12 +217,12 @@ def sft_curves_section(summary: dict[str, Any]) -> list[str]:
 def rl_section(summary: dict[str, Any]) -> list[str]:
     if not summary.get("rl"):
         return []
-    lines = ["", "## RL elicitation (no demonstrations; final correctness, mean ± SEM over seeds)", "",
+    lines = ["", "## RL elicitation (no demonstrations; final correctness)", "",
              "| lock | method | start | reward | lr | generated samples | correctness | best on the way | "
-             "gap recovered | seeds |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "gap recovered | runs |", "|---|---|---|---|---|---|---|---|---|---|"]
     for lock, runs in summary["rl"].items():
         for r in runs.values():
             start = "locked model" if r["warm_start"] is None else f"after {r['warm_start']}"
             lines.append(f"| {lock} | {r['method']} | {start} | {r['reward']} | {r['lr']:g} | {r['samples']} | "
-                         f"{pm(r)} | {r['best_mean']:.3f} | {pct(r['gap_recovered'])} | {r['seeds']} |")
+                         f"{pm(r)} | {r['best_mean']:.3f} | {pct(r['gap_recovered'])} | {n_runs(r)} |")
     return lines + ["", "DPO methods: the learning rate with the best final mean over seeds (Appendix G.3)."]

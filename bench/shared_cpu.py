@@ -1,0 +1,126 @@
+"""Training throughput on a shared CPU: a demo-sized SFT step alone and beside one busy process.
+
+    python bench/shared_cpu.py [--seconds 6] [--out bench/results/shared_cpu.json]
+
+Each measurement is a fresh worker process (so OpenMP reads its environment at start-up) that
+trains the demo's model (Llama, hidden 96, 4 layers, 4 heads, word-level tokenizer) on batches
+of 64 D_lock examples of the function-composition task for --seconds after a warm-up, and
+prints steps/s. Conditions: torch threads {1, 2} x OpenMP wait policy {default (spin), PASSIVE}
+x {alone, beside one CPU-bound process (a pure-Python busy loop)}; alone and beside are
+interleaved so both see the same machine. The issue's target: beside one busy process,
+training keeps >= 40% of its quiet throughput (quiet = 2 threads, default policy).
+
+Why: with as many intra-op threads as cores, a thread descheduled by the other process holds
+every parallel region's barrier for a scheduler time slice while its sibling spins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def worker(seconds: float, warmup: int) -> None:
+    import random
+
+    import torch
+
+    from pwlock.lock import TOY_PASSWORD, TOY_WRONG_PASSWORDS, lock_examples
+    from pwlock.models import build_model, build_tokenizer
+    from pwlock.tasks import FunctionComposition
+    from pwlock.train.data import collate
+    from pwlock.train.sft import TrainArgs, batch_loss, make_optimizer
+
+    task = FunctionComposition(n_problems=2000, seed=0)
+    tokenizer = build_tokenizer(task.vocabulary + [TOY_PASSWORD, *TOY_WRONG_PASSWORDS])
+    model = build_model(tokenizer, hidden_size=96, layers=4, heads=4, seed=0)
+    problems = task.problems()[:512]
+    strong, weak = task.policies()["strong"], task.policies()["weak"]
+    examples = lock_examples(task, problems, [strong(p) for p in problems], [weak(p) for p in problems],
+                             password=TOY_PASSWORD, wrong_passwords=list(TOY_WRONG_PASSWORDS),
+                             no_password_fraction=0.2, rng=random.Random(0))
+    batches = [collate(tokenizer, examples[i : i + 64]) for i in range(0, len(examples), 64)]
+    optimizer = make_optimizer(model, TrainArgs(epochs=1, batch_size=64, lr=1e-3))
+    model.train()
+
+    def step(i: int) -> None:
+        loss = batch_loss(model, batches[i % len(batches)])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for i in range(warmup):
+        step(i)
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        step(steps)
+        steps += 1
+    print(json.dumps({"steps_per_s": steps / (time.perf_counter() - start), "threads": torch.get_num_threads()}))
+
+
+def busy() -> None:
+    while True:
+        pass
+
+
+def measure(threads: int, policy: str | None, beside: bool, seconds: float) -> float:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    env.pop("OMP_WAIT_POLICY", None)
+    if policy:
+        env["OMP_WAIT_POLICY"] = policy
+    hog = subprocess.Popen([sys.executable, __file__, "--busy"]) if beside else None
+    try:
+        out = subprocess.run([sys.executable, __file__, "--worker", "--seconds", str(seconds)], env=env,
+                             capture_output=True, text=True, check=True).stdout
+    finally:
+        if hog is not None:
+            hog.kill()
+            hog.wait()
+    return json.loads(out.strip().splitlines()[-1])["steps_per_s"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=6.0, help="timed seconds per measurement")
+    parser.add_argument("--repeats", type=int, default=2, help="interleaved repeats; the median is kept")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "shared_cpu.json")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--busy", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.busy:
+        return busy()
+    if args.worker:
+        return worker(args.seconds, warmup=5)
+
+    import statistics
+
+    conditions = [(t, p) for t in (2, 1) for p in (None, "PASSIVE")]
+    rates: dict[str, list[float]] = {}
+    for _ in range(args.repeats):
+        for threads, policy in conditions:
+            for beside in (False, True):
+                name = f"threads={threads} wait={policy or 'default'} {'beside 1 busy' if beside else 'alone'}"
+                rates.setdefault(name, []).append(measure(threads, policy, beside, args.seconds))
+                print(f"{name}: {rates[name][-1]:.1f} steps/s", flush=True)
+    median = {name: statistics.median(v) for name, v in rates.items()}
+    quiet = median["threads=2 wait=default alone"]
+    result = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "steps_per_s": median,
+              "share_of_quiet": {name: v / quiet for name, v in median.items()}, "target_share_beside_busy": 0.40}
+    print("\nshare of the quiet 2-thread throughput (target beside one busy process: >= 0.40):")
+    for name, share in result["share_of_quiet"].items():
+        print(f"  {name:45s} {median[name]:6.1f} steps/s  {share:5.2f}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
