@@ -35,8 +35,14 @@ def spied_run(tmp_path_factory, pretrained_dir):
         return real_lock_examples(task, problems, strong, weak, **kw)
 
     def sft(model, tokenizer, data, args, **kw):
-        trainings[kw.get("desc")] = [e.prompt for e in data(0)]
-        return real_sft(model, tokenizer, data, args, **kw)
+        seen = trainings.setdefault(kw.get("desc"), [])
+
+        def recorded(epoch):
+            examples = data(epoch)
+            seen.append([e.prompt for e in examples])
+            return examples
+
+        return real_sft(model, tokenizer, recorded, args, **kw)
 
     mp = pytest.MonkeyPatch()
     mp.setattr(runner, "lock_examples", lock_examples)
@@ -64,6 +70,7 @@ def test_pi_strong_is_trained_on_the_elicitation_split(spied_run):
     task = make_task("arithmetic", {"n_problems": 120})
     splits = split_problems(task.problems(), cfg.task.split_seed)
     prompt_split = {task.prompt(p, None): name for name, ps in splits.items() for p in ps}
-    assert {prompt_split[p] for p in trainings["pi_strong"]} == {"elicit"}
-    assert len(trainings["pi_strong"]) == len(splits["elicit"])
-    assert {prompt_split[p] for p in trainings["pi_weak"]} == {"weak"}  # pi_weak imitates pi_strong on its own split
+    [strong_prompts] = trainings["pi_strong"]  # one epoch
+    assert {prompt_split[p] for p in strong_prompts} == {"elicit"}
+    assert len(strong_prompts) == len(splits["elicit"])
+    assert {prompt_split[p] for p in trainings["pi_weak"][0]} == {"weak"}  # pi_weak imitates pi_strong on its own split
