@@ -257,6 +257,12 @@ def test_apps_keeps_only_problems_whose_reference_passes(tmp_path, capsys):
     unchecked = APPS(source=source, timeout=TIMEOUT, verify_references=False)
     assert len(unchecked.problems()) == 6 and unchecked.n_failed_reference == 0
     assert by_id(unchecked, "4005").answer == f"```python\n{wrong.strip()}\n```"
+    slow = json.loads(by_pid[17]["solutions"])[0]
+    by_pid[17]["solutions"] = json.dumps(["import time\ntime.sleep(30)\n" + slow])  # right, but too slow
+    slow_source = _write_rows(tmp_path / "slow.jsonl", rows)
+    assert "17" in [p.id for p in APPS(source=slow_source, verify_references=False).problems()]
+    timed = APPS(source=slow_source, reference_timeout=0.5)
+    assert "17" not in [p.id for p in timed.problems()] and timed.n_failed_reference == 2
     small = APPS(source=source, timeout=TIMEOUT, max_problems=3)
     assert len(small.problems()) == 3 and {p.id for p in small.problems()} <= {p.id for p in problems}
     assert small.problems() == APPS(source=source, timeout=TIMEOUT, max_problems=3).problems()

@@ -804,8 +804,8 @@ def _judge(spec: dict) -> None:
         errors.append(f"setup: {type(exc).__name__}: {exc}"[:300])
     for local, remote in spec["remote"].items():  # after setup: they win over its stubs
         namespace[local] = _Remote(remote)
-    _write_frame(fd_out, b"{}")  # hello: the program's clock starts now
-    try:  # the program's answer comes before its own code runs: its start-up is not timed
+    _write_frame(fd_out, b"{}")  # hello: the program's backstop clock starts now
+    try:  # the program answers before its own code runs: its start-up is not timed
         started, _, _ = select.select([fd_in], [], [], spec["startup_timeout"])
         state["alive"] = bool(started) and _read_frame(fd_in) == b"{}"
     except (OSError, ValueError):
@@ -968,10 +968,10 @@ def run_function_tests(
     program's own deadline, a backstop, is `timeout` times the number of statements plus
     `PROGRAM_MARGIN_S`; once the judge is done, a program still running is stopped.
     """
-    to_program_r, to_program_w = os.pipe()
-    to_judge_r, to_judge_w = os.pipe()
     if timeout <= 0:
         raise ValueError("timeout must be positive")
+    to_program_r, to_program_w = os.pipe()
+    to_judge_r, to_judge_w = os.pipe()
     spec = {"fds": [to_program_w, to_judge_r], "setup": setup, "remote": dict(remote),
             "statements": [[s, bool(t)] for s, t in statements], "test_timeout": float(timeout),
             "startup_timeout": 10.0}

@@ -346,8 +346,11 @@ class _CodeTask(ABC):
 
     # -- scoring --
 
-    def test_results(self, problems: Sequence[Problem], completions: Sequence[str]) -> list[list[bool]]:
-        """Per-test pass/fail for each (problem, completion), evaluated in parallel."""
+    def test_results(self, problems: Sequence[Problem], completions: Sequence[str],
+                     timeout: float | None = None) -> list[list[bool]]:
+        """Per-test pass/fail for each (problem, completion), evaluated in parallel, each test
+        within `timeout` seconds (default: the task's)."""
+        timeout = self.timeout if timeout is None else timeout
         if len(problems) != len(completions):
             raise ValueError("problems and completions differ in length")
         results = [[False] * self._n_tests(p) for p in problems]
@@ -357,10 +360,10 @@ class _CodeTask(ABC):
             if not program.strip() or not _parses(program):  # fails every test: skip the sandbox
                 continue
             if problem.meta["kind"] == "function":
-                jobs.append((i, None, lambda p=problem, c=program: self._run_function(p, c)))
+                jobs.append((i, None, lambda p=problem, c=program: self._run_function(p, c, timeout)))
             else:
                 for t in range(len(problem.meta["inputs"])):
-                    jobs.append((i, t, lambda p=problem, c=program, t=t: self._run_stdio(p, c, t)))
+                    jobs.append((i, t, lambda p=problem, c=program, t=t: self._run_stdio(p, c, t, timeout)))
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             futures = [(i, t, pool.submit(job)) for i, t, job in jobs]
             for i, t, future in futures:
@@ -375,19 +378,19 @@ class _CodeTask(ABC):
             return sum(1 for _, is_test in problem.meta["spec"]["statements"] if is_test)
         return len(problem.meta["inputs"])
 
-    def _run_function(self, problem: Problem, program: str) -> tuple[bool, ...]:
+    def _run_function(self, problem: Problem, program: str, timeout: float) -> tuple[bool, ...]:
         spec = problem.meta["spec"]
         result = run_function_tests(
             program, spec["statements"], setup=spec["setup"], remote=spec["remote"],
-            program_setup=spec.get("program_setup", ""), timeout=self.timeout, memory_mb=self.memory_mb,
+            program_setup=spec.get("program_setup", ""), timeout=timeout, memory_mb=self.memory_mb,
             isolation=self.isolation,
         )
         if result.program.wrote_files:  # Appendix E.1: a program that writes a file is incorrect
             return (False,) * len(result.passed)
         return result.passed
 
-    def _run_stdio(self, problem: Problem, program: str, test: int) -> bool:
-        result = run_python(program, stdin=problem.meta["inputs"][test], timeout=self.timeout,
+    def _run_stdio(self, problem: Problem, program: str, test: int, timeout: float) -> bool:
+        result = run_python(program, stdin=problem.meta["inputs"][test], timeout=timeout,
                             memory_mb=self.memory_mb, isolation=self.isolation)
         return result.ok and not result.wrote_files and outputs_match(result.stdout, problem.meta["outputs"][test])
 
@@ -533,7 +536,10 @@ class APPS(_CodeTask):
     solution or tests are dropped (`n_dropped`), and so are problems none of whose first
     `reference_tries` solutions passes all of the problem's (kept) tests in the sandbox
     (`n_failed_reference`; `verify_references=False` skips the check and keeps the first
-    solution). With `max_problems`, problems are verified in a fixed shuffled order until that
+    solution). The check allows `reference_timeout` seconds per test (default 2 s, four times
+    the scoring limit): a reference near the limit would otherwise be kept or dropped by the
+    machine's load of the moment, and the problem set must not change from run to run. With
+    `max_problems`, problems are verified in a fixed shuffled order until that
     many pass, so a small task does not verify the whole dataset."""
 
     name = "apps"
@@ -547,6 +553,7 @@ class APPS(_CodeTask):
         max_tests: int | None = None,
         verify_references: bool = True,
         reference_tries: int = 3,
+        reference_timeout: float = 2.0,
         **options: Any,
     ) -> None:
         super().__init__(**options)
@@ -555,13 +562,15 @@ class APPS(_CodeTask):
             raise ValueError(f"difficulties must be a non-empty subset of {APPS_DIFFICULTIES}, got {difficulties}")
         if max_tests is not None and max_tests < 1:
             raise ValueError(f"max_tests must be positive, got {max_tests}")
-        if reference_tries < 1:
-            raise ValueError(f"reference_tries must be positive, got {reference_tries}")
+        if reference_tries < 1 or reference_timeout <= 0:
+            raise ValueError(f"reference_tries and reference_timeout must be positive, got {reference_tries}, "
+                             f"{reference_timeout}")
         self.split = split
         self.domains = tuple(d for d in APPS_DIFFICULTIES if d in difficulties)
         self.max_tests = max_tests
         self.verify_references = verify_references
         self.reference_tries = reference_tries
+        self.reference_timeout = reference_timeout
         self.n_dropped = 0
         """Problems dropped at load for lack of a solution or of tests."""
         self.n_failed_reference = 0
@@ -656,7 +665,8 @@ class APPS(_CodeTask):
             if not pending:
                 break
             answers = [_fenced(self._solutions[problems[i].id][attempt]) for i in pending]
-            results = self.score_batch([problems[i] for i in pending], answers)
+            tests = self.test_results([problems[i] for i in pending], answers, timeout=self.reference_timeout)
+            results = [bool(r) and all(r) for r in tests]
             for i, answer, ok in zip(pending, answers, results):
                 if ok:
                     out[i] = dataclasses.replace(problems[i], answer=answer)
