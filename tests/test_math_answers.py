@@ -77,6 +77,11 @@ PAIRS = [
     (r"\frac{\sqrt{6}+\sqrt{2}}{4}", r"\frac{\sqrt{2}+\sqrt{6}}{4}", True),
     (r"\sqrt{2}+\sqrt{3}", r"\sqrt{5+2\sqrt{6}}", True),
     (r"\sqrt[3]{8}", "2", True),
+    (r"\sqrt[3]{-8}", "-2", True),  # odd roots are real roots
+    (r"\sqrt[3]{-27}", "3", False),
+    (r"\sqrt[3]{x^3}", "x", True),
+    (r"\sqrt[4]{x^4}", "x", False),
+    (r"\sqrt[4]{16}", "2", True),
     (r"\frac{\pi}{6}", r"\pi/6", True),
     (r"2\pi", r"\pi \cdot 2", True),
     (r"100 - 25\pi", r"-25\pi+100", True),

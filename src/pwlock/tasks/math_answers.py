@@ -13,7 +13,7 @@ Three steps, each usable alone:
 - `is_equiv(pred, ref)`: equal normalized strings, or the same structure (tuples and intervals in order
   with the same brackets, sets / comma lists / unions in any order, matrices cell by cell) whose
   leaves are equal as sympy expressions, built by a small LaTeX parser of our own (numbers, fractions,
-  roots, powers, pi, implicit multiplication, absolute values, floor / ceiling, logarithms to any base
+  roots (odd ones real: `\\sqrt[3]{-8} = -2`), powers, pi, implicit multiplication, absolute values, floor / ceiling, logarithms to any base
   `\\log_2 8`, ...; decimals become exact rationals, so 0.33 != 1/3). Expressions with variables must
   agree at points of both signs (`sympy_equal`): `\\sqrt{x^2}` and `|x|` are not `x`.
 
@@ -505,6 +505,8 @@ class _Parser:
         if tok == "\\sqrt":
             if self.peek() == "[":
                 index = self.group("[", "]")
+                if index.is_Integer and index % 2 == 1:  # the real root: \sqrt[3]{-8} is -2
+                    return sp.real_root(self.tex_arg(), index)
                 return sp.root(self.tex_arg(), index)
             return sp.sqrt(self.tex_arg())
         if name in _FUNCTIONS:
