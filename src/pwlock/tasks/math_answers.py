@@ -13,9 +13,10 @@ Three steps, each usable alone:
 - `is_equiv(pred, ref)`: equal normalized strings, or the same structure (tuples and intervals in order
   with the same brackets, sets / comma lists / unions in any order, matrices cell by cell) whose
   leaves are equal as sympy expressions, built by a small LaTeX parser of our own (numbers, fractions,
-  roots (odd ones real: `\\sqrt[3]{-8} = -2`), powers, pi, implicit multiplication, absolute values, floor / ceiling, logarithms to any base
-  `\\log_2 8`, ...; decimals become exact rationals, so 0.33 != 1/3). Expressions with variables must
-  agree at points of both signs (`sympy_equal`): `\\sqrt{x^2}` and `|x|` are not `x`.
+  roots (odd ones real: `\\sqrt[3]{-8} = -2`), powers, pi, implicit multiplication, absolute values,
+  floor / ceiling, logarithms to any base `\\log_2 8`, ...; decimals become exact rationals, so
+  0.33 != 1/3). Expressions with variables must agree at points of both signs (`sympy_equal`):
+  `\\sqrt{x^2}` and `|x|` are not `x`.
 
 Symbolic checks run under a time limit and refuse huge numbers (2^{10^9}) before sympy sees them.
 """
