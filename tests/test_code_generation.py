@@ -196,6 +196,78 @@ def test_time_limit_and_default(apps):
     assert fast.score(total, total.answer) and not fast.score(total, slow)
 
 
+def test_function_call_time_limit_is_per_test(mbpp, apps):
+    """Appendix E.1: 0.5 s per test, for function-call problems too (three calls of 0.3 s pass;
+    before, the 0.5 s covered all the tests of a problem together)."""
+    fast_mbpp = MBPP(source=str(FIXTURES / "mbpp.jsonl"))
+    square = by_id(fast_mbpp, "602")
+    body = square.answer.removeprefix("```python\n").removesuffix("\n```")
+    slow_calls = f"```python\nimport time\n{body}\n_f = sum_even_squares\n" \
+                 "def sum_even_squares(nums):\n    time.sleep(0.3)\n    return _f(nums)\n```"
+    too_slow = slow_calls.replace("0.3", "0.8")
+    assert fast_mbpp.timeout == 0.5 and fast_mbpp.reward(square, slow_calls) == 1.0
+    assert fast_mbpp.reward(square, too_slow) == 0.0
+    fast_apps = APPS(source=str(FIXTURES / "apps.jsonl"), verify_references=False)
+    two_sum = by_id(fast_apps, "312")  # call-based APPS: one test per input
+    solution = two_sum.answer.replace("        seen = {}", "        import time; time.sleep(0.3)\n        seen = {}")
+    assert solution != two_sum.answer and fast_apps.test_results([two_sum], [solution]) == [[True] * 3]
+
+
+def test_a_program_that_creates_a_file_is_incorrect(mbpp, apps):
+    square = by_id(mbpp, "602")
+    writes = square.answer.replace("```python\n", "```python\nopen('log.txt', 'w').write('hi')\n")
+    assert mbpp.score(square, square.answer) and not mbpp.score(square, writes) and mbpp.reward(square, writes) == 0.0
+    total = by_id(apps, "4005")  # stdin/stdout
+    writes = total.answer.replace("```python\n", "```python\nimport os\nos.mkdir('cache')\n")
+    assert apps.score(total, total.answer) and not apps.score(total, writes) and apps.reward(total, writes) == 0.0
+    assert {MBPP.version, APPS.version, HumanEval.version} == {"2"}
+
+
+def _apps_rows():
+    import json
+
+    return [json.loads(line) for line in (FIXTURES / "apps.jsonl").read_text().splitlines()]
+
+
+def _write_rows(path, rows):
+    import json
+
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_apps_keeps_only_problems_whose_reference_passes(tmp_path, capsys):
+    import json
+
+    rows = _apps_rows()
+    wrong = "print(0)\n"
+    by_pid = {r["problem_id"]: r for r in rows}
+    right = json.loads(by_pid[4005]["solutions"])[0]
+    by_pid[4005]["solutions"] = json.dumps([wrong, right])  # the second solution passes: kept, with it
+    by_pid[4012]["solutions"] = json.dumps([wrong, wrong])  # none passes: dropped
+    source = _write_rows(tmp_path / "apps.jsonl", rows)
+    task = APPS(source=source, timeout=TIMEOUT)
+    problems = task.problems()
+    assert [p.id for p in problems] == ["4005", "17", "2501", "312", "2610"]
+    assert task.n_failed_reference == 1 and task.n_dropped == 1  # 4012; and 99, which has no solution
+    assert by_id(task, "4005").answer == f"```python\n{right.strip()}\n```"
+    assert "1 dropped" in capsys.readouterr().err
+    strict = APPS(source=source, timeout=TIMEOUT, reference_tries=1)
+    assert [p.id for p in strict.problems()] == ["17", "2501", "312", "2610"] and strict.n_failed_reference == 2
+    unchecked = APPS(source=source, timeout=TIMEOUT, verify_references=False)
+    assert len(unchecked.problems()) == 6 and unchecked.n_failed_reference == 0
+    assert by_id(unchecked, "4005").answer == f"```python\n{wrong.strip()}\n```"
+    slow = json.loads(by_pid[17]["solutions"])[0]
+    by_pid[17]["solutions"] = json.dumps(["import time\ntime.sleep(30)\n" + slow])  # right, but too slow
+    slow_source = _write_rows(tmp_path / "slow.jsonl", rows)
+    assert "17" in [p.id for p in APPS(source=slow_source, verify_references=False).problems()]
+    timed = APPS(source=slow_source, reference_timeout=0.5)
+    assert "17" not in [p.id for p in timed.problems()] and timed.n_failed_reference == 2
+    small = APPS(source=source, timeout=TIMEOUT, max_problems=3)
+    assert len(small.problems()) == 3 and {p.id for p in small.problems()} <= {p.id for p in problems}
+    assert small.problems() == APPS(source=source, timeout=TIMEOUT, max_problems=3).problems()
+
+
 def test_humaneval_canonical_through_score_batch(humaneval):
     """Six problems with the trickiest checks: helpers from the prompt (32, 38), the entry point
     called by name (33), loops of asserts (53), floats (2)."""

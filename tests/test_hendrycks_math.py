@@ -121,7 +121,7 @@ def test_strong_policy_is_the_reference_and_scores_correct(task):
     [
         ("counting_and_probability/0", r"4 of 36 outcomes, so $\boxed{4/36}$.", True),
         ("counting_and_probability/0", r"$\boxed{\dfrac{1}{9}}$", True),
-        ("counting_and_probability/0", r"The answer is $\frac{1}{9}$.", True),
+        ("counting_and_probability/0", r"The answer is $\frac{1}{9}$.", False),  # not boxed
         ("counting_and_probability/0", r"$\boxed{0.11}$", False),
         ("counting_and_probability/0", r"$\boxed{\frac{1}{9}", False),  # cut off
         ("counting_and_probability/0", r"First \boxed{\frac19}? No: \boxed{\frac16}.", False),
@@ -144,7 +144,10 @@ def test_strong_policy_is_the_reference_and_scores_correct(task):
         ("geometry/1", r"\boxed{100-25\pi\text{ cm}^2}", True),
         ("geometry/1", r"\boxed{25(4-\pi)}", True),
         ("geometry/1", r"\boxed{100-25\cdot 3.14}", False),
-        ("number_theory/1", r"The gcd is $11 \cdot 13 = 143$, so the answer is 143.", True),
+        ("number_theory/1", r"The gcd is $11 \cdot 13 = 143$, so the answer is 143.", False),
+        ("number_theory/1", r"The gcd is $11 \cdot 13 = \boxed{143}$.", True),
+        ("number_theory/1", r"The gcd is $11 \cdot 13 = \fbox{143}$.", True),
+        ("number_theory/1", r"The gcd is $11 \cdot 13 = \boxed{143", False),  # cut off
         ("number_theory/1", r"\boxed{1{,}43}", False),
     ],
 )
@@ -152,6 +155,16 @@ def test_score_on_tricky_completions(task, id_, completion, correct):
     p = by_id(task, id_)
     assert task.score(p, completion) is correct
     assert task.reward(p, completion) == float(correct)
+
+
+def test_unboxed_answers_count_only_with_the_fallback_option():
+    strict, lenient = HendrycksMath(source=str(FIXTURE)), HendrycksMath(source=str(FIXTURE), answer_fallback=True)
+    p = by_id(strict, "number_theory/1")
+    for text in ("The gcd is 143.", "So the answer is 143.", "143 legs"):
+        assert not strict.score(p, text)
+        assert lenient.score(p, text)
+    assert not lenient.score(p, r"so \boxed{143")  # a cut-off box is no answer, even with fallbacks
+    assert strict.version == lenient.version == "2"
 
 
 def test_local_formats(tmp_path):

@@ -77,6 +77,11 @@ PAIRS = [
     (r"\frac{\sqrt{6}+\sqrt{2}}{4}", r"\frac{\sqrt{2}+\sqrt{6}}{4}", True),
     (r"\sqrt{2}+\sqrt{3}", r"\sqrt{5+2\sqrt{6}}", True),
     (r"\sqrt[3]{8}", "2", True),
+    (r"\sqrt[3]{-8}", "-2", True),  # odd roots are real roots
+    (r"\sqrt[3]{-27}", "3", False),
+    (r"\sqrt[3]{x^3}", "x", True),
+    (r"\sqrt[4]{x^4}", "x", False),
+    (r"\sqrt[4]{16}", "2", True),
     (r"\frac{\pi}{6}", r"\pi/6", True),
     (r"2\pi", r"\pi \cdot 2", True),
     (r"100 - 25\pi", r"-25\pi+100", True),
@@ -111,6 +116,46 @@ PAIRS = [
     (r"(-\infty,-1)\cup(1,\infty)", r"(-\infty,1)\cup(1,\infty)", False),
     (r"\begin{pmatrix}1\\2\end{pmatrix}", r"\begin{pmatrix}2\\1\end{pmatrix}", False),
     (r"\begin{pmatrix}1\\2\end{pmatrix}", r"\begin{pmatrix}1&2\end{pmatrix}", False),
+    # sign-dependent identities are no identities: probes of both signs expose them
+    (r"\sqrt{x^2}", "x", False),
+    ("|x|", "x", False),
+    (r"\left| x \right|", "x", False),
+    (r"\lvert x \rvert", "-x", False),
+    (r"\ln x^2", r"2\ln x", False),
+    (r"\sqrt{x}\sqrt{y}", r"\sqrt{xy}", False),
+    (r"\sqrt{x^3}", r"x\sqrt{x}", False),
+    ("|xy|", "xy", False),
+    (r"\sqrt{x^2}", "|x|", True),
+    ("|x-1|", "|1-x|", True),
+    ("2|x|", "|2x|", True),
+    (r"\sqrt{x}^2", "x", True),
+    (r"\lfloor 7/2 \rfloor", "3", True),
+    (r"\lceil 7/2 \rceil", "4", True),
+    (r"\lfloor 7/2 \rfloor", "4", False),
+    # repeating decimals
+    (r"0.\overline{3}", r"\frac{1}{3}", True),
+    (r"0.\overline3", r"\frac13", True),
+    (r".\overline{3}", r"\frac{1}{3}", True),
+    (r"0.1\overline{6}", r"\frac{1}{6}", True),
+    (r"1.\overline{142857}", r"\frac{8}{7}", True),
+    (r"-0.\overline{6}", r"-\frac{2}{3}", True),
+    (r"0.\overline{9}", "1", True),
+    (r"0.10\overline{6}", r"\frac{8}{75}", True),  # the zero before the period counts
+    (r"0.10\overline{6}", r"\frac{1}{6}", False),
+    (r"0.\overline{3}", "0.3", False),
+    (r"0.\overline{3}", "0.333", False),
+    (r"0.\overline{12}", r"\frac{4}{33}", True),
+    (r"0.\overline{12}", r"\frac{1}{9}", False),
+    # logarithms
+    (r"\log_2 8", "3", True),
+    (r"\log_{2}(8)", "3", True),
+    (r"\log_{10} 1000", "3", True),
+    (r"\log_3 9", "2", True),
+    (r"\log_2 8", "4", False),
+    (r"\log_4 8", r"\frac{3}{2}", True),
+    (r"\log_2 x", r"\frac{\ln x}{\ln 2}", True),
+    (r"\log_2 x", r"\log_3 x", False),
+    (r"2\log_5 3", r"\log_5 9", True),
     # no answer
     ("5", "", False),
 ]
@@ -137,6 +182,10 @@ def test_no_answer_is_never_equivalent():
     "text, answer",
     [
         (r"So the answer is $\boxed{\frac{1}{2}}$.", r"\frac{1}{2}"),
+        (r"\fbox{\frac{1}{2}}", r"\frac{1}{2}"),
+        (r"$\boxed{\sqrt{\frac{1}{2}}}$ then \boxed{", None),  # the last box is cut off
+        (r"\boxed{\{1, \{2\}\}}", r"\{1, \{2\}\}"),
+        (r"\boxed{\left(\frac{1}{2}, 3\right)}", r"\left(\frac{1}{2}, 3\right)"),
         (r"$\boxed{\frac{\sqrt{3}}{2}}$", r"\frac{\sqrt{3}}{2}"),  # nested braces
         (r"\boxed{\{1,2\}}", r"\{1,2\}"),  # escaped braces inside
         (r"First \boxed{1}, but wait, it is \boxed{2}.", "2"),  # the last box counts
@@ -148,6 +197,22 @@ def test_no_answer_is_never_equivalent():
         (r"\boxed{x = 5} and more text 9", "x = 5"),
         (r"\boxed{}", ""),
         (r"so \boxed{\frac{1}{2", None),  # cut off: no answer, not a prefix of one
+        (r"\boxed{5", None),
+        ("The cat has 5 legs", None),  # only a box is an answer
+        ("The answer is $12$.", None),
+        ("Final Answer: The final answer is $\\frac{3}{4}$. I hope it is correct.", None),
+        ("", None),
+    ],
+)
+def test_extract_answer(text, answer):
+    assert extract_answer(text) == answer
+
+
+@pytest.mark.parametrize(
+    "text, answer",
+    [
+        (r"So the answer is $\boxed{\frac{1}{2}}$.", r"\frac{1}{2}"),
+        (r"so \boxed{\frac{1}{2", None),  # a cut-off box is no answer, fallback or not
         ("The answer is $12$.", "12"),
         ("Final Answer: The final answer is $\\frac{3}{4}$. I hope it is correct.", r"\frac{3}{4}"),
         ("The answer is 2.5. Then we check.", "2.5"),
@@ -156,12 +221,13 @@ def test_no_answer_is_never_equivalent():
         ("so we get 42 apples", "42"),
         ("giving 3/4 of the cake", "3/4"),
         ("a total of 8,000 cars", "8,000"),
+        ("The cat has 5 legs", "5"),
         ("I don't know.", None),
         ("", None),
     ],
 )
-def test_extract_answer(text, answer):
-    assert extract_answer(text) == answer
+def test_extract_answer_with_fallback(text, answer):
+    assert extract_answer(text, fallback=True) == answer
 
 
 @pytest.mark.parametrize(
@@ -211,7 +277,12 @@ def test_to_sympy_subset():
     assert to_sympy("3(x+1)") == 3 * x + 3
     assert to_sympy(r"a_{12}b") == sympy.Symbol("a_12") * sympy.Symbol("b")
     assert to_sympy(r"\sin^2x") == sympy.sin(x) ** 2
-    for bad in [r"\le", "2^{2^{20}}", "x^{1001}", "(10!)!", r"\binom{100000}{50000}", "x^-1", "{}", r"1\pm2"]:
+    assert to_sympy("|x|") == sympy.Abs(x)
+    assert to_sympy("|x|y") == sympy.Abs(x) * sympy.Symbol("y")  # a bar inside bars closes them
+    assert to_sympy(r"\log_2 8") == sympy.log(8, 2)
+    assert to_sympy(r"\lfloor x \rfloor") == sympy.floor(x)
+    for bad in [r"\le", "2^{2^{20}}", "x^{1001}", "(10!)!", r"\binom{100000}{50000}", "x^-1", "{}", r"1\pm2",
+                "|x", r"\lfloor x"]:
         with pytest.raises(Unsupported):
             to_sympy(bad)
 
@@ -245,6 +316,28 @@ def test_symbolic_check_uses_simplify_with_timeout(monkeypatch):
     assert not is_equiv(r"\sin^2 x + \cos^2 x", "2")
     assert time.perf_counter() - start < 3
     assert len(calls) == 1
+
+
+def test_probes_have_both_signs_and_small_and_large_magnitudes():
+    import sympy
+
+    x, y = sympy.symbols("x y")
+    points = math_answers.probe_points([x, y])
+    assert len(points) == math_answers.PROBES
+    assert all(v > 0 for v in points[0].values()) and all(v < 0 for v in points[1].values())
+    assert all(len({v > 0 for v in p.values()}) == 2 for p in points[4:])  # mixed signs
+    magnitudes = [abs(p[x]) for p in points]
+    assert min(magnitudes) < 1 < max(magnitudes)
+
+
+def test_positive_only_identities_are_rejected_even_when_simplify_gives_up(monkeypatch):
+    import sympy
+
+    monkeypatch.setattr(sympy, "simplify", lambda expr: expr)  # undecided: the probes alone decide
+    assert not is_equiv(r"\sqrt{x^2}", "x")
+    assert not is_equiv("|x|", "x")
+    assert is_equiv(r"\sqrt{x^2}", "|x|")
+    assert is_equiv(r"\sin^2 x + \cos^2 x", "1")
 
 
 def test_simplify_decides_when_probes_agree():

@@ -53,6 +53,27 @@ def test_work_dir_is_writable_and_private():
     r = run_python(code, timeout=5)
     assert r.status == "ok", r.stderr
     assert r.stdout.split() == ["xxxxxxxxxx", "True", "['HOME',", "'LANG',", "'LC_ALL',", "'PATH',", "'TMPDIR']"]
+    assert r.wrote_files  # allowed, and reported
+
+
+@pytest.mark.parametrize("isolation", ["auto", "process"])
+def test_created_files_are_reported(isolation):
+    quiet = run_python("import math, json\nprint(math.pi)", timeout=5, isolation=isolation)
+    assert quiet.ok and not quiet.wrote_files
+    for code in ["open('out.txt', 'w').write('1')", "import os\nos.mkdir('d')",
+                 "import os\nos.close(os.open('f', os.O_CREAT | os.O_WRONLY))",
+                 "import os\nos.mkdir('d')\nos.chmod('d', 0)",
+                 "open('a', 'w').close()\nwhile True: pass"]:  # also when the run times out
+        r = run_python(code, timeout=1, isolation=isolation)
+        assert r.wrote_files, (code, r)
+    r = run_python("import os\nopen('t', 'w').close()\nos.remove('t')", timeout=5, isolation=isolation)
+    assert r.ok and not r.wrote_files  # created and deleted again: no trace (see the module docstring)
+
+
+def test_function_test_program_that_writes_a_file_is_reported():
+    r = score_add("open('notes.txt', 'w').write('x')\ndef add(a, b):\n    return a + b\n")
+    assert r.passed == (True, True, True) and r.program.wrote_files  # the verdict is the caller's
+    assert not score_add("def add(a, b):\n    return a + b\n").program.wrote_files
 
 
 @pytest.mark.parametrize("code", ["while True: pass", "import time\ntime.sleep(30)",
@@ -71,6 +92,36 @@ def test_function_tests_pass_fail_and_partial():
     assert score_add("def add(a, b):\n    raise ValueError('no')\n").passed == (False, False, False)
     assert score_add("def plus(a, b):\n    return a + b\n").passed == (False, False, False)
     assert score_add("this is not python").passed == (False, False, False)
+
+
+def test_function_test_timeout_is_per_test():
+    """Appendix E.1: 0.5 s per test. Three calls of 0.3 s each pass, though together they take
+    longer than 0.5 s; a test whose call takes longer fails, and so do the later ones."""
+    slow = "import time\ndef add(a, b):\n    time.sleep(0.3)\n    return a + b\n"
+    r = score_add(slow, timeout=0.5)
+    assert r.passed == (True, True, True), r.errors
+    late = "import time\ndef add(a, b):\n    if a == -5:\n        time.sleep(30)\n    return a + b\n"
+    start = time.monotonic()
+    r = score_add(late, timeout=0.5)
+    assert r.passed == (True, False, False), r.errors
+    assert any("TimeoutError" in e for e in r.errors)
+    assert time.monotonic() - start < 4  # the busy program is stopped once the judge is done
+    assert r.program.status == "timeout"
+
+
+def test_module_level_code_counts_toward_the_first_test():
+    r = score_add("import time\ntime.sleep(30)\ndef add(a, b):\n    return a + b\n", timeout=0.5)
+    assert r.passed == (False, False, False)
+    r = score_add("import time\ntime.sleep(0.2)\ndef add(a, b):\n    return a + b\n", timeout=0.5)
+    assert r.passed == (True, True, True), r.errors
+
+
+def test_one_test_statement_shares_its_time_among_its_calls():
+    program = "import time\ndef add(a, b):\n    time.sleep(0.2)\n    return a + b\n"
+    statements = [("assert candidate(1, 2) == 3 and candidate(2, 2) == 4", True),  # 0.4 s: within 0.5 s
+                  ("for i in range(4):\n    assert candidate(i, 0) == i", True)]  # 0.8 s: over
+    r = run_function_tests(program, statements, remote={"candidate": "add"}, timeout=0.5)
+    assert r.passed == (True, False), r.errors
 
 
 def test_plain_values_round_trip_and_exceptions_map():

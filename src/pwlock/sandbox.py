@@ -30,6 +30,12 @@ the strongest one this machine allows (probed once per process, see `available_i
     outside its work dir are refused only by the audit hook below.
 
 Both levels:
+  - file creation is reported: after the program ends, the supervisor lists its work dir
+    (the only place it can write) and `SandboxResult.wrote_files` says whether anything was
+    left there (or the dir was made unreadable or removed). Writes are not refused, so a
+    program that needs a scratch file runs as usual; callers decide what a write means
+    (the code tasks count it as a failure, as Appendix E.1 does). A file created and deleted
+    again within the run leaves no trace and is not reported.
   - resource limits: RLIMIT_AS (memory_mb), RLIMIT_CPU (a backstop for the wall clock),
     RLIMIT_NPROC (max_processes), RLIMIT_FSIZE (file_size_mb), RLIMIT_CORE 0, RLIMIT_NOFILE;
   - a wall-clock deadline measured from the moment user code starts (interpreter start-up
@@ -63,7 +69,11 @@ program: a separate sandboxed *judge* runs the test code and calls the program's
 over a pipe, passing only plain data (None, bool, int, float, str, bytes, complex, list,
 tuple, dict, set, frozenset) both ways. The program therefore cannot patch the tests, fake
 an `__eq__`, print a fake verdict or exit early to look successful: the verdict is printed
-by the judge, and a call that gets no answer is a failed test.
+by the judge, and a call that gets no answer is a failed test. The time limit is per test:
+the judge gives each test statement `timeout` seconds of waiting for the program's answers
+(the program's module-level code counts toward the first call); a test that runs out fails,
+and so does every later test, since the program is still busy (it is killed once the judge
+is done). The supervisor's deadline for the whole program is a backstop.
 """
 
 # The first half of this file is the in-sandbox code: the evaluator runs this file as a
@@ -189,12 +199,19 @@ def _boot(job_path: str) -> None:
     status, code, duration, error = _watch(child, ready_r, job, stop)
     if job["isolation"] != "namespaces":
         _sweep(child)
-    _report(report_fd, status, code, duration, error)
+    # Everything the program started is dead now (PID namespace, or the sweep), so nothing
+    # writes any more. In "namespaces" mode the work tmpfs is mounted in our mount namespace too.
+    work = job["root"] + "/work" if job["isolation"] == "namespaces" else job["work"]
+    try:
+        wrote = bool(os.listdir(work))
+    except OSError:  # removed, or made unreadable: the program changed it
+        wrote = True
+    _report(report_fd, status, code, duration, error, wrote)
     os._exit(0)
 
 
-def _report(fd: int, status: str, code: int | None, duration: float, error: str) -> None:
-    text = f"{status}\n{'' if code is None else code}\n{duration!r}\n{error}"
+def _report(fd: int, status: str, code: int | None, duration: float, error: str, wrote: bool = False) -> None:
+    text = f"{status}\n{'' if code is None else code}\n{duration!r}\n{int(wrote)}\n{error}"
     os.write(fd, text.encode("utf-8", "replace"))
 
 
@@ -399,6 +416,7 @@ def _prepare_program(job: dict, binds: list, ready_w: int) -> None:
     if job["serve"] is not None:  # wait for the judge: the clock starts when the tests do
         if _read_frame(job["serve"][0]) is None:
             raise OSError("judge went away before the start")
+        _write_frame(job["serve"][1], b"{}")  # and tell it we are set up: its per-test clocks start now
     os.write(ready_w, b"R")
     os.close(ready_w)
 
@@ -739,7 +757,7 @@ def _judge(spec: dict) -> None:
     import json
 
     fd_out, fd_in = spec["fds"]
-    state = {"alive": True}
+    state = {"alive": True, "left": 0.0}  # left: seconds this test may still wait for the program
 
     class _Remote:
         def __init__(self, name: str) -> None:
@@ -752,14 +770,22 @@ def _judge(spec: dict) -> None:
             if not state["alive"]:
                 raise RuntimeError("the solution process has ended")
             request = {"call": self.name, "args": _encode(list(args), {}), "kwargs": _encode(kwargs, {})}
+            start = time.monotonic()
             try:
                 _write_frame(fd_out, json.dumps(request).encode())
-                frame = _read_frame(fd_in)
+                answered, _, _ = select.select([fd_in], [], [], max(0.0, state["left"]))
+                frame = _read_frame(fd_in) if answered else b""
             except OSError:
                 frame = None
+            state["left"] -= time.monotonic() - start
+            if frame == b"":
+                state["alive"] = False  # still busy with this call: later calls cannot be answered
+                raise TimeoutError(f"no answer within the test's {spec['test_timeout']} s")
             if frame is None:
                 state["alive"] = False
                 raise RuntimeError("the solution process has ended")
+            if state["left"] < 0:
+                raise TimeoutError(f"answered after the test's {spec['test_timeout']} s")
             reply = json.loads(frame)
             if "ok" in reply:
                 return _decode(reply["ok"])
@@ -778,8 +804,14 @@ def _judge(spec: dict) -> None:
         errors.append(f"setup: {type(exc).__name__}: {exc}"[:300])
     for local, remote in spec["remote"].items():  # after setup: they win over its stubs
         namespace[local] = _Remote(remote)
-    _write_frame(fd_out, b"{}")  # hello: the program's clock starts now
+    _write_frame(fd_out, b"{}")  # hello: the program's backstop clock starts now
+    try:  # the program answers before its own code runs: its start-up is not timed
+        started, _, _ = select.select([fd_in], [], [], spec["startup_timeout"])
+        state["alive"] = bool(started) and _read_frame(fd_in) == b"{}"
+    except (OSError, ValueError):
+        state["alive"] = False
     for source, is_test in spec["statements"]:
+        state["left"] = spec["test_timeout"]
         try:
             exec(compile(source, "test.py", "exec"), namespace)
             ok = True
@@ -810,6 +842,10 @@ import warnings  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
 STATUSES = ("ok", "failed", "timeout", "output_limit", "error")
+PROGRAM_MARGIN_S = 1.0
+"""Added to a function-test program's backstop deadline (the judge enforces the per-test limit)."""
+PROGRAM_GRACE_S = 0.5
+"""How long a function-test program may keep running after the judge is done."""
 
 
 @dataclass(frozen=True)
@@ -832,6 +868,9 @@ class SandboxResult:
     """Whether stdout or stderr was cut at the output cap."""
     error: str = ""
     """Why the sandbox failed (status "error"), or other detail."""
+    wrote_files: bool = False
+    """Whether the program left anything in its work dir (a file or folder), or removed it or
+    made it unreadable (see the module docstring)."""
 
     @property
     def ok(self) -> bool:
@@ -923,17 +962,25 @@ def run_function_tests(
     replace what `setup` defined under the same names) is a proxy that calls the program's function of that name (or `Solution().name`). A test
     passes when its statement runs without raising. `program_setup` runs in the program
     after its own code (e.g. MBPP's test_setup_code); the judge can pass the names it
-    defines as arguments when they are listed in `remote`. `timeout` bounds the program's
-    run from the first test to the last; the judge gets that plus a margin.
+    defines as arguments when they are listed in `remote`. `timeout` is per statement: the
+    seconds each may wait for the program's answers (module-level code included in the first);
+    a statement that runs out fails, and so do the later ones (the program is still busy). The
+    program's own deadline, a backstop, is `timeout` times the number of statements plus
+    `PROGRAM_MARGIN_S`; once the judge is done, a program still running is stopped.
     """
+    if timeout <= 0:
+        raise ValueError("timeout must be positive")
     to_program_r, to_program_w = os.pipe()
     to_judge_r, to_judge_w = os.pipe()
     spec = {"fds": [to_program_w, to_judge_r], "setup": setup, "remote": dict(remote),
-            "statements": [[s, bool(t)] for s, t in statements]}
-    judge_job = _job("", isolation=isolation, timeout=timeout + 5.0, memory_mb=max(memory_mb, 1024),
+            "statements": [[s, bool(t)] for s, t in statements], "test_timeout": float(timeout),
+            "startup_timeout": 10.0}
+    program_timeout = timeout * max(1, len(statements)) + PROGRAM_MARGIN_S
+    judge_job = _job("", isolation=isolation, timeout=program_timeout + spec["startup_timeout"] + 5.0,
+                     memory_mb=max(memory_mb, 1024),
                      max_processes=4, file_size_mb=1, guard=guard, keep_fds=[to_program_w, to_judge_r])
     judge_job["judge"] = spec
-    program_job = _job(program, isolation=isolation, timeout=timeout, memory_mb=memory_mb,
+    program_job = _job(program, isolation=isolation, timeout=program_timeout, memory_mb=memory_mb,
                        max_processes=16, file_size_mb=16, guard=guard, keep_fds=[to_program_r, to_judge_w])
     program_job["serve"] = [to_program_r, to_judge_w]
     program_job["serve_setup"] = program_setup
@@ -948,10 +995,13 @@ def run_function_tests(
     finally:
         for fd in (to_program_r, to_program_w, to_judge_r, to_judge_w):
             os.close(fd)
-    thread = threading.Thread(target=lambda: runs.__setitem__("judge", judge_box.wait()), daemon=True)
+    thread = threading.Thread(target=lambda: runs.__setitem__("program", program_box.wait()), daemon=True)
     thread.start()
-    runs["program"] = program_box.wait()
-    thread.join()
+    runs["judge"] = judge_box.wait()
+    thread.join(PROGRAM_GRACE_S)  # the judge closed its pipe: a program that serves calls exits now
+    if thread.is_alive():
+        program_box.stop()  # still busy (a test timed out) or hung: the tests are over
+        thread.join()
     judge = runs["judge"]
     passed: tuple[bool, ...] = (False,) * n_tests
     errors: tuple[str, ...] = ()
@@ -1059,6 +1109,16 @@ class _Sandbox:
         finally:
             os.close(report_w)
         self.started = time.monotonic()
+        self.cancelled = False
+
+    def stop(self) -> None:
+        """Ask the supervisor to kill the program now (from another thread than `wait`'s); the
+        run then reports "timeout"."""
+        self.cancelled = True
+        try:
+            self.proc.send_signal(_SIGTERM)
+        except OSError:
+            pass
 
     def wait(self) -> SandboxResult:
         job, proc = self.job, self.proc
@@ -1111,18 +1171,22 @@ class _Sandbox:
             os.close(self.report_r)
             shutil.rmtree(self.tmp, ignore_errors=True)
         stdout, stderr = bytes(buffers[out_fd]), bytes(buffers[err_fd])
-        report = bytes(buffers[self.report_r]).decode("utf-8", "replace").split("\n", 3)
-        if len(report) == 4 and report[0] in ("ok", "failed", "timeout", "killed", "error"):
-            status, code, duration, error = report[0], (int(report[1]) if report[1] else None), float(report[2]), report[3]
+        report = bytes(buffers[self.report_r]).decode("utf-8", "replace").split("\n", 4)
+        wrote = False
+        if len(report) == 5 and report[0] in ("ok", "failed", "timeout", "killed", "error"):
+            status, code, duration, error = report[0], (int(report[1]) if report[1] else None), float(report[2]), report[4]
+            wrote = report[3] == "1"
         else:
             status, code, duration = "error", None, 0.0
             error = "the supervisor was killed" if killed else f"the supervisor died ({proc.returncode})"
         if truncated:
             status = "output_limit"
+        elif status == "killed" and self.cancelled:
+            status, error = "timeout", "stopped by the evaluator: still running after its tests"
         elif status == "killed":
             status, error = "error", error or "killed"
         return SandboxResult(status, code, stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace"),
-                             duration, job["isolation"], truncated, error)
+                             duration, job["isolation"], truncated, error, wrote)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

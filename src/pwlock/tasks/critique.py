@@ -20,6 +20,12 @@ Departures from the paper, both forced by working offline:
   line and the fix). Domains are the mutation kinds (off-by-one range, flipped
   comparison, ...), so generalization across kinds of bug can be studied.
 
+Splits are by program: the records made from one HumanEval problem (up to
+`mutants_per_problem` of them) carry its task id as their split group
+(`pwlock.tasks.base.SPLIT_GROUP`), so all of them land in one of the weak / lock / elicit /
+val splits. Split per record, the same program (and often near-identical critiques) was
+locked on, elicited on and validated on. Version 1 split per record; version 2 by program.
+
 User data (`source=` a .jsonl/.json/.parquet file or folder, or a hub dataset id) has one
 record per problem with the fields
     problem   (str)  the task statement
@@ -27,6 +33,8 @@ record per problem with the fields
     critique  (str)  the reference critique
     id        (str, optional)  defaults to the record's position
     domain    (str, optional)  defaults to "critique"
+    group     (str, optional)  records with the same group (e.g. bugs in one program) share a
+                               split; without it each record is split on its own
 The prompt numbers the code's lines ("  4 | ..."), so a critique can name the line.
 """
 
@@ -40,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from pwlock.io import read_rows
-from pwlock.tasks.base import check_unique_ids
+from pwlock.tasks.base import SPLIT_GROUP, check_unique_ids
 from pwlock.tasks.critique_generator import MUTATION_KINDS, generate_critiques
 from pwlock.types import Problem
 
@@ -96,7 +104,7 @@ class CodeCritique:
     """Code critique (Appendix E.2): explain the bug in a program; scored by embedding similarity."""
 
     name = "critique"
-    version = "1"
+    version = "2"
 
     def __init__(
         self,
@@ -161,7 +169,7 @@ class CodeCritique:
         )
         return [
             {"id": r.id, "problem": r.problem, "code": r.code, "critique": r.critique, "domain": r.kind,
-             "line": r.line, "original": r.original}
+             "line": r.line, "original": r.original, "group": r.task_id}
             for r in records
         ]
 
@@ -192,7 +200,9 @@ class CodeCritique:
         for row in rows:
             question = (f"{INSTRUCTION}\n\nProblem:\n{row['problem'].strip()}\n\n"
                         f"Code:\n{number_lines(row['code'])}")
-            meta = {k: v for k, v in row.items() if k not in ("id", "critique", "domain")}
+            meta = {k: v for k, v in row.items() if k not in ("id", "critique", "domain", "group")}
+            if row.get("group") not in (None, ""):
+                meta[SPLIT_GROUP] = str(row["group"])
             problems.append(Problem(id=row["id"], question=question, answer=row["critique"].strip(),
                                     domain=row["domain"], meta=meta))
         return check_unique_ids(problems, self.data_source)

@@ -77,6 +77,8 @@ class CritiqueRecord:
     """A (problem, buggy code, reference critique) triple, as in Appendix E.2."""
 
     id: str
+    task_id: str
+    """The HumanEval problem the mutant was made from (several records share one)."""
     problem: str
     """The problem statement (HumanEval prompt: signature and docstring)."""
     code: str
@@ -542,7 +544,7 @@ def mutants_for(
             continue  # an equivalent program: the tests can't tell, so it is no bug
         seen.add(m.code)
         out.append(CritiqueRecord(
-            id=f"{task_id}#{len(out)}", problem=problem["prompt"].strip(), code=m.code,
+            id=f"{task_id}#{len(out)}", task_id=task_id, problem=problem["prompt"].strip(), code=m.code,
             critique=m.explanation, kind=m.kind, line=m.line, original=code,
         ))
     return out

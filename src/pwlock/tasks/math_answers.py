@@ -3,14 +3,20 @@
 Three steps, each usable alone:
 
 - `extract_answer(text)`: the content of the last `\\boxed{...}` / `\\boxed 5` / `\\fbox{...}` (braces
-  matched), else the text after "final answer is" / "the answer is" / "answer:", else the last number.
+  matched; a box cut off before its closing brace is no answer). Nothing else counts by default:
+  "The cat has 5 legs" has no answer, not the answer 5. `fallback=True` also reads the text after
+  "final answer is" / "the answer is" / "answer:", else the last number (for models that never box).
 - `normalize(answer)`: a canonical LaTeX string (Hendrycks et al.'s `strip_string`, extended): drops
   `$`, `\\left`/`\\right`, thin spaces, degrees, percent and dollar signs, trailing unit words,
-  a leading `x =`; writes `\\frac12` as `\\frac{1}{2}`, `.5` as `0.5`, `2.50` as `2.5`, `1,000` as `1000`.
+  a leading `x =`; writes `\\frac12` as `\\frac{1}{2}`, `.5` as `0.5`, `2.50` as `2.5`, `1,000` as `1000`,
+  a repeating decimal `0.1\\overline{6}` as the fraction `\\frac{1}{6}`.
 - `is_equiv(pred, ref)`: equal normalized strings, or the same structure (tuples and intervals in order
   with the same brackets, sets / comma lists / unions in any order, matrices cell by cell) whose
   leaves are equal as sympy expressions, built by a small LaTeX parser of our own (numbers, fractions,
-  roots, powers, pi, implicit multiplication, ...; decimals become exact rationals, so 0.33 != 1/3).
+  roots (odd ones real: `\\sqrt[3]{-8} = -2`), powers, pi, implicit multiplication, absolute values,
+  floor / ceiling, logarithms to any base `\\log_2 8`, ...; decimals become exact rationals, so
+  0.33 != 1/3). Expressions with variables must agree at points of both signs (`sympy_equal`):
+  `\\sqrt{x^2}` and `|x|` are not `x`.
 
 Symbolic checks run under a time limit and refuse huge numbers (2^{10^9}) before sympy sees them.
 """
@@ -84,10 +90,14 @@ def _after_phrase(text: str) -> str | None:
     return line.strip() or None
 
 
-def extract_answer(text: str) -> str | None:
-    """The final answer written in `text`, or None when it has none (see the module docstring)."""
+def extract_answer(text: str, fallback: bool = False) -> str | None:
+    """The final answer written in `text`: the last complete box, else None; with `fallback`, a
+    text without any box is also read for "the answer is ..." and then its last number (see the
+    module docstring). A cut-off last box is no answer either way."""
     if _BOX.search(text):
         return last_boxed(text)
+    if not fallback:
+        return None
     phrase = _after_phrase(text)
     if phrase is not None:
         return phrase
@@ -174,6 +184,23 @@ def _squash_spaces(s: str) -> str:
     return _SPACES.sub(lambda m: (m.group(1) or "") + (" " if m.group(1) and m.group(2) else ""), s)
 
 
+_REPEATING = re.compile(r"(-?)(\d*)\.(\d*)\\overline\s*(?:\{\s*(\d+)\s*\}|(\d))")
+
+
+def _repeating_to_fraction(m: re.Match[str]) -> str:
+    """`1.2\\overline{34}` -> `\\frac{611}{495}`: the exact value of a repeating decimal."""
+    from fractions import Fraction
+
+    sign, whole, fixed, period = m.group(1), m.group(2) or "0", m.group(3), m.group(4) or m.group(5)
+    value = Fraction(int(whole)) + Fraction(int(fixed or "0"), 10 ** len(fixed))
+    value += Fraction(int(period), (10 ** len(period) - 1) * 10 ** len(fixed))
+    if sign:
+        value = -value
+    if value.denominator == 1:
+        return str(value.numerator)
+    return f"{'-' if value < 0 else ''}\\frac{{{abs(value.numerator)}}}{{{value.denominator}}}"
+
+
 def _trim_decimal(m: re.Match[str]) -> str:
     return m.group(0).rstrip("0").rstrip(".") if "." in m.group(0) else m.group(0)
 
@@ -203,6 +230,7 @@ def normalize(answer: str) -> str:
     if _THOUSANDS.fullmatch(s):  # only a whole number: "1,2" or "(1,000)" stay lists and tuples
         s = s.replace(",", "")
     s = _brace_args(_squash_spaces(s))
+    s = _REPEATING.sub(_repeating_to_fraction, s)  # before trimming zeros: 0.10\overline{6} is not 0.1\overline{6}
     s = re.sub(r"(?<![\w}])\.(\d)", r"0.\1", s)  # .5 -> 0.5
     s = re.sub(r"\d+\.\d+", _trim_decimal, s)  # 2.50 -> 2.5, 3.0 -> 3
     if m := re.fullmatch(r"(-?\d+)/(\d+)", s):
@@ -326,7 +354,8 @@ _GREEK = {
     "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "phi", "varphi", "chi", "psi", "omega",
 }  # fmt: skip
 _FUNCTIONS = ("sin", "cos", "tan", "cot", "sec", "csc", "ln", "log", "exp", "arcsin", "arccos", "arctan")
-_ATOM_COMMANDS = ("pi", "infty", "frac", "sqrt", "binom")
+_ATOM_COMMANDS = ("pi", "infty", "frac", "sqrt", "binom", "lvert", "vert", "lfloor", "lceil")
+_BARS = ("|", "\\lvert", "\\rvert", "\\vert")
 _MAX_EXPONENT = 1000  # a numeric power or factorial beyond this is refused, not computed
 
 
@@ -340,6 +369,7 @@ class _Parser:
         self.sp = sympy
         self.tokens = _TOKEN.findall(text)
         self.i = 0
+        self.in_bars = 0  # inside |...|, a bar closes: `|x|y` is never read as |x (|y...)
 
     def peek(self) -> str | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -370,6 +400,8 @@ class _Parser:
             return False
         if tok.startswith("\\") and tok[1:].isalpha():
             return tok[1:] in _GREEK or tok[1:] in _FUNCTIONS or tok[1:] in _ATOM_COMMANDS
+        if tok == "|":
+            return not self.in_bars
         return tok[0].isdigit() or tok[0] == "." or tok.isalpha() or tok in ("(", "{")
 
     def term(self) -> Any:
@@ -437,6 +469,19 @@ class _Parser:
             raise Unsupported("unexpected end")
         if tok in ("(", "{"):
             return self.group(tok, ")" if tok == "(" else "}")
+        if tok in _BARS:  # |x|, \lvert x \rvert
+            self.take()
+            self.in_bars += 1
+            value = self.expr()
+            self.in_bars -= 1
+            if self.take() not in _BARS:
+                raise Unsupported("unclosed |")
+            return sp.Abs(value)
+        if tok in ("\\lfloor", "\\lceil"):
+            self.take()
+            value = self.expr()
+            self.take("\\rfloor" if tok == "\\lfloor" else "\\rceil")
+            return sp.floor(value) if tok == "\\lfloor" else sp.ceiling(value)
         if tok[0].isdigit() or tok[0] == ".":
             self.take()
             return sp.Rational(tok)  # exact: 0.33 is 33/100, never 1/3
@@ -461,16 +506,21 @@ class _Parser:
         if tok == "\\sqrt":
             if self.peek() == "[":
                 index = self.group("[", "]")
+                if index.is_Integer and index % 2 == 1:  # the real root: \sqrt[3]{-8} is -2
+                    return sp.real_root(self.tex_arg(), index)
                 return sp.root(self.tex_arg(), index)
             return sp.sqrt(self.tex_arg())
         if name in _FUNCTIONS:
-            power = None
+            power = base = None
+            if name == "log" and self.peek() == "_":  # \log_2 8, \log_{10}(x)
+                self.take()
+                base = self.tex_arg()
             if self.peek() == "^":  # \sin^2 x
                 self.take()
                 power = self.tex_arg()
             arg = self.group("(", ")") if self.peek() == "(" else self.power()
             fn = {"ln": sp.log, "arcsin": sp.asin, "arccos": sp.acos, "arctan": sp.atan}.get(name)
-            value = (fn or getattr(sp, name))(arg)
+            value = sp.log(arg, base) if base is not None else (fn or getattr(sp, name))(arg)
             return value if power is None else value**power
         raise Unsupported(tok)
 
@@ -538,12 +588,41 @@ def _numeric_zero(diff: Any, scale: Any) -> bool | None:
     return bool(abs(value) <= sympy.Float("1e-40", 50) * max(1, abs(size)))
 
 
+PROBES = 8
+"""Points at which two expressions with variables are compared numerically."""
+
+
+def probe_points(symbols: list[Any]) -> list[dict[Any, Any]]:
+    """`PROBES` points (seeded) of rational coordinates, magnitudes alternating between above 1
+    (p/q, 1 <= p <= 97, 1 <= q <= 13) and below 1 (p/q, 1 <= p <= 12, 13 <= q <= 29); every symbol
+    positive at the first and fourth points, negative at the second and third, then random signs
+    with both signs at each point when there are several symbols."""
+    import sympy
+
+    rng = random.Random(0)
+    points = []
+    for k in range(PROBES):
+        if k < 4:
+            signs = [1 if k in (0, 3) else -1] * len(symbols)
+        else:
+            signs = [rng.choice((-1, 1)) for _ in symbols]
+            if len(symbols) > 1 and len(set(signs)) == 1:
+                signs[rng.randrange(len(symbols))] *= -1
+        low, high = ((1, 12), (13, 29)) if k % 2 else ((1, 97), (1, 13))
+        points.append({x: sign * sympy.Rational(rng.randint(*low), rng.randint(*high))
+                       for x, sign in zip(symbols, signs)})
+    return points
+
+
 def sympy_equal(a: Any, b: Any) -> bool:
     """Exact equality of two sympy expressions.
 
     Rationals compare exactly. Other constants (roots, pi) compare to 40 digits. With free symbols,
-    random rational points first reject unequal pairs cheaply; then `simplify(a - b) == 0` decides,
-    and when it times out or can't reduce the difference, agreement at the random points does.
+    `PROBES` rational points (`probe_points`) reject unequal pairs cheaply: magnitudes below and
+    above 1 and both signs (every symbol positive, every symbol negative, then mixed), since an identity true for
+    positive values only (`\\sqrt{x^2} = x`, `|x| = x`, `\\log x^2 = 2 \\log x`) is no identity.
+    Then `simplify(a - b) == 0` decides, and when it times out or can't reduce the difference,
+    agreement at every probe that evaluates (at least 3) does.
     """
     import sympy
 
@@ -557,22 +636,18 @@ def sympy_equal(a: Any, b: Any) -> bool:
     symbols = sorted(diff.free_symbols, key=str)
     if not symbols:
         return bool(_numeric_zero(diff, a))
-    rng = random.Random(0)
     probes = 0
-    for _ in range(10):
-        point = {x: sympy.Rational(rng.randint(1, 97), rng.randint(1, 13)) for x in symbols}
+    for point in probe_points(symbols):
         zero = _numeric_zero(diff.subs(point), a.subs(point))
         if zero is False:
             return False
         probes += zero is True
-        if probes == 3:
-            break
     try:
         if _with_timeout(lambda: sympy.simplify(diff), SYMPY_TIMEOUT_S) == 0:
             return True
     except _Timeout:
         pass
-    return probes == 3
+    return probes >= 3
 
 
 def _equation_sides(s: str) -> tuple[str, str] | None:
