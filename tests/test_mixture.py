@@ -174,3 +174,21 @@ def test_vocabulary_needs_every_subtask_to_have_one():
     mix = Mixture([FC_ARITH[0], {"name": "math"}])  # MATH loads its data only for problems()
     with pytest.raises(ValueError, match=r"sub-tasks \['math'\] have no vocabulary"):
         _ = mix.vocabulary
+
+
+def test_a_subtasks_split_groups_stay_whole_in_the_mixture(tmp_path):
+    import json
+
+    from pwlock.tasks.base import SPLIT_GROUP, split_problems
+
+    rows = [{"id": f"r{i}", "problem": "p", "code": "x = 1", "critique": "c", "group": f"prog{i // 4}"}
+            for i in range(40)]
+    path = tmp_path / "grouped.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    mix = Mixture([{"name": "critique", "source": str(path)}, {"name": "arithmetic", "n_problems": 40}])
+    critiques = [p for p in mix.problems() if p.domain == "critique"]
+    assert [p.meta[SPLIT_GROUP] for p in critiques[:5]] == ["critique/prog0"] * 4 + ["critique/prog1"]
+    assert all(SPLIT_GROUP not in p.meta for p in mix.problems() if p.domain == "arithmetic")
+    for split in split_problems(mix.problems(), 0).values():
+        groups = [p.meta[SPLIT_GROUP] for p in split if p.domain == "critique"]
+        assert all(groups.count(g) == 4 for g in groups)  # every program's 4 records in one split

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any, NamedTuple
 
-from pwlock.tasks.base import Task, reward_all, score_all
+from pwlock.tasks.base import SPLIT_GROUP, Task, reward_all, score_all
 from pwlock.types import Problem
 
 
@@ -104,7 +104,9 @@ class Mixture:
     def _problems(self) -> list[Problem]:
         return [
             Problem(id=id_, question=p.question, answer=p.answer, domain=label,
-                    meta={"task": label, "subdomain": p.domain})
+                    meta={"task": label, "subdomain": p.domain,
+                          # a sub-task's groups (e.g. one program's critiques) stay in one split here too
+                          **({SPLIT_GROUP: f"{label}/{p.meta[SPLIT_GROUP]}"} if SPLIT_GROUP in p.meta else {})})
             for id_, (label, p) in self._sources.items()
         ]
 
