@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from pwlock.errors import DataError, DiskFullError
 
 RUN_MARKER = "pwlock_run.json"
 """Marks a folder as a pwlock run dir; holds the resolved config."""
@@ -18,18 +22,38 @@ SUMMARY = "summary.json"
 TMP_PREFIX = ".tmp-"
 
 
+def disk_full(e: OSError, path: Path, needed: int | None = None) -> DiskFullError | None:
+    """The DiskFullError for `e` if it is one (no space, or over quota), naming `path` and what it needed."""
+    if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return None
+    try:
+        free = shutil.disk_usage(path.parent if not path.exists() else path).free
+    except OSError:
+        free = None
+    need = "" if needed is None else f"; {needed / 1e6:.1f} MB needed"
+    have = "" if free is None else f", {free / 1e6:.1f} MB free"
+    return DiskFullError(f"no space left writing {path}{need}{have} (finished units are intact: free space and "
+                         "re-run to resume)")
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write `text` to `path` so that readers see the old file or the new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TMP_PREFIX + path.name)
+    data = text.encode()
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TMP_PREFIX + path.name)
+    except OSError as e:
+        raise disk_full(e, path, len(data)) or e from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and (full := disk_full(e, path, len(data))):
+            raise full from None
         raise
 
 
@@ -37,8 +61,40 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     write_atomic(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
 
+def read_text(path: Path) -> str:
+    """A UTF-8 text file; a missing or undecodable file is a DataError naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not a file") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte {e.start})") from None
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The rows of a JSONL file, each a JSON object; a bad line is a DataError naming file and line."""
+    rows = []
+    for i, line in enumerate(read_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{i}: not valid JSON ({e.msg}, column {e.colno})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{i}: a row must be a JSON object, got {type(row).__name__}")
+        rows.append(row)
+    return rows
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file; a malformed one is a DataError naming file and line."""
+    try:
+        return json.loads(read_text(path))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
 
 
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
@@ -52,16 +108,60 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
         files = [p for p in path.rglob("*") if p.suffix in DATA_SUFFIXES]
         files.sort(key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(p))])
         return [row for f in files for row in read_rows(f)]
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
     if path.suffix == ".jsonl":
         return read_jsonl(path)
     if path.suffix == ".json":
-        data = json.loads(path.read_text())
-        return data if isinstance(data, list) else [data]
+        data = read_json(path)
+        rows = data if isinstance(data, list) else [data]
+        bad = next((i for i, r in enumerate(rows) if not isinstance(r, dict)), None)
+        if bad is not None:
+            raise DataError(f"{path}: item {bad} is a {type(rows[bad]).__name__}, not an object of fields")
+        return rows
     if path.suffix == ".parquet":
         import pandas as pd
 
-        return pd.read_parquet(path).to_dict("records")
+        try:
+            return pd.read_parquet(path).to_dict("records")
+        except (OSError, ValueError) as e:
+            raise DataError(f"{path}: not a readable parquet file ({' '.join(str(e).split())[:200]})") from None
     if path.suffix == ".csv":
+        return read_csv(path)
+    raise DataError(f"unsupported file type {path} (want {', '.join(DATA_SUFFIXES)} or a folder)")
+
+
+def read_csv(path: Path) -> list[dict[str, Any]]:
+    """Rows of a CSV file with a header; a row with more or fewer cells is a DataError naming its line."""
+    try:
         with open(path, newline="", encoding="utf-8") as f:
-            return list(csv.DictReader(f))
-    raise ValueError(f"unsupported file type {path} (want {', '.join(DATA_SUFFIXES)} or a folder)")
+            reader = csv.DictReader(f)
+            rows = []
+            for r in reader:
+                if None in r or None in r.values():
+                    raise DataError(f"{path}:{reader.line_num}: {len(reader.fieldnames or [])} columns in the header, "
+                                    "a different number in this row")
+                rows.append(r)
+            return rows
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except csv.Error as e:
+        raise DataError(f"{path}: not valid CSV ({e})") from None
+
+
+def local_source(source: str | None) -> Path | None:
+    """The local file or folder a task's `source` names, or None for a hub dataset id.
+
+    A source that looks like a path (absolute, ./ or ../ or ~, a data file suffix, or more than one
+    `/`, which no hub id has) but does not exist is a DataError, not a hub id to look up.
+    """
+    if source is None:
+        return None
+    path = Path(source).expanduser()
+    if path.exists():
+        return path
+    looks_local = (source.startswith(("/", ".", "~")) or path.suffix in DATA_SUFFIXES or source.count("/") > 1
+                   or os.sep != "/" and os.sep in source)
+    if looks_local:
+        raise DataError(f"task.source: {source}: no such file or folder")
+    return None
