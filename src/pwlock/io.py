@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
+import fcntl
 import json
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pwlock.errors import DataError, DiskFullError
+from pwlock.errors import BusyError, DataError, DiskFullError
 
 RUN_MARKER = "pwlock_run.json"
 """Marks a folder as a pwlock run dir; holds the resolved config."""
@@ -20,6 +23,85 @@ RESULTS = "results.jsonl"
 """The results table: one JSON row per measurement."""
 SUMMARY = "summary.json"
 TMP_PREFIX = ".tmp-"
+RUN_LOCK = ".lock-run"
+"""Held (flock) by the process that runs or reports into a run dir."""
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, blocking: bool = True) -> Iterator[bool]:
+    """Hold an exclusive `flock` on `path` (POSIX); yields False at once if `blocking` is False and
+    another process holds it. The file holds the holder's pid and is removed on release; a waiter
+    that wakes on a removed file locks the new one, so two processes never both hold it."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            yield False
+            return
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the holder removed it while we waited: lock the current file
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        os.close(fd)
+
+
+_held_run_dirs: dict[Path, int] = {}
+
+
+@contextlib.contextmanager
+def hold_run_dir(out: Path) -> Iterator[None]:
+    """Be the only process running or reporting into `out` (re-entrant within a process): another
+    one holding it is a BusyError naming its pid."""
+    key = out.resolve()
+    if key in _held_run_dirs:
+        _held_run_dirs[key] += 1
+        try:
+            yield
+        finally:
+            _held_run_dirs[key] -= 1
+        return
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with _lock_run_dir(out, key):
+            yield
+    finally:
+        if created:  # a run refused before it wrote anything leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                out.rmdir()
+
+
+@contextlib.contextmanager
+def _lock_run_dir(out: Path, key: Path) -> Iterator[None]:
+    with file_lock(out / RUN_LOCK, blocking=False) as got:
+        if not got:
+            pid = "unknown"
+            with contextlib.suppress(OSError):
+                pid = (out / RUN_LOCK).read_text().strip() or pid
+            raise BusyError(f"{out} is in use by another pwlock process (pid {pid}): wait for it to finish, "
+                            "or use another --out")
+        _held_run_dirs[key] = 1
+        try:
+            yield
+        finally:
+            del _held_run_dirs[key]
+
+
+def ours(path: Path) -> bool:
+    """A file pwlock keeps beside a run's outputs for a moment (a lock, a temp file)."""
+    return path.name.startswith((TMP_PREFIX, RUN_LOCK))
 
 
 def disk_full(e: OSError, path: Path, needed: int | None = None) -> DiskFullError | None:

@@ -24,19 +24,18 @@ launch its own cache dir, or let launches share one only for finished units.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pwlock.errors import CacheError, DataError
-from pwlock.io import TMP_PREFIX, disk_full, read_jsonl, write_atomic, write_jsonl
+from pwlock.errors import CacheError, DataError, TrainingError
+from pwlock.io import TMP_PREFIX, disk_full, file_lock, read_jsonl, write_atomic, write_jsonl
 from pwlock.train import accel
 
 MANIFEST = "manifest.json"
@@ -90,36 +89,6 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-@contextlib.contextmanager
-def file_lock(path: Path, blocking: bool = True) -> Iterator[bool]:
-    """Hold an exclusive `flock` on `path` (yields False at once if `blocking` is False and another
-    process holds it). The file is removed on release; a waiter that wakes on a removed file
-    tries again on the new one, so two processes never both believe they hold it."""
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            os.close(fd)
-            yield False
-            return
-        try:
-            same = os.fstat(fd).st_ino == os.stat(path).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        os.close(fd)  # the holder removed it while we waited: lock the current file
-    try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        yield True
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        os.close(fd)
 
 
 def log(msg: str) -> None:
@@ -214,6 +183,9 @@ class Store:
         start = time.time()
         try:
             rows = compute(tmp)
+        except TrainingError as e:
+            shutil.rmtree(tmp, ignore_errors=True)  # nothing of a diverged run is kept, let alone as finished
+            raise TrainingError(f"unit {final.name}: {e}") from None
         except OSError as e:
             raise disk_full(e, tmp) or e from None
         if not accel.is_main_process():  # under `accelerate launch`: the main process writes
