@@ -31,7 +31,8 @@ from tests.helpers import TINY
 BASE = copy.deepcopy(TINY)
 BASE["lock"]["methods"] = ["from_scratch"]
 BASE["elicit"] = {"sft": {"ks": [2], "seeds": [0], "epochs": {2: [1]}, "batch_size": 2}}
-BASE["eval"] = {"max_problems": 16, "max_new_tokens": 10}
+BASE["eval"] = {"max_problems": 8, "max_new_tokens": 10}
+BASE["task"] = {"n_problems": 300}
 
 
 def config(tmp: Path, changes: dict | None = None, base: dict | None = None, name: str = "c.yaml") -> Path:
@@ -154,12 +155,14 @@ def clashing(run: Path) -> None:
 
 
 def other_unfinished_marker(tmp: Path, run: Path | None) -> list[str]:
-    """A run dir left by a config that failed at run time (marker, no results) takes the corrected one."""
+    """A run dir left by a config that failed at run time (marker, no results) takes the corrected one
+    (here its units come from the finished run's cache)."""
+    assert run is not None
     out = tmp / "out"
     out.mkdir()
     bad = yaml.safe_load(config(tmp, {"lock.from_scratch.lr": 0.9}).read_text())
     (out / "pwlock_run.json").write_text(json.dumps({"pwlock": "0", "config": bad}))
-    return ["run", str(config(tmp, name="fixed.yaml")), "--out", str(out)]
+    return ["run", str(config(tmp, name="fixed.yaml")), "--out", str(out), "--cache-dir", str(run / "cache")]
 
 
 def finished(tmp: Path, run: Path | None, err: str) -> bool:
@@ -227,7 +230,7 @@ CASES = [
     Case("marker_corrupt_rerun", on_run(rewrite(lambda r: r / "pwlock_run.json", "{oops"), "run"), "corrupt"),
     Case("out_is_a_file", lambda tmp, run: (tmp / "f").write_text("x") and ["run", str(config(tmp)), "--out",
                                                                          str(tmp / "f")], "not a directory"),
-    Case("marker_of_failed_config", other_unfinished_marker, "ok", finished),
+    Case("marker_of_failed_config", other_unfinished_marker, "ok", finished, needs_run=True),
     # -- damaged cache units: recomputed on re-run, or refused with --no-recompute --
     Case("unit_rows_emptied", on_run(rewrite(lambda r: unit_file(r, "eval_lock_from_scratch", "rows.jsonl"), ""),
                                      "run"), "ok", same_results),
