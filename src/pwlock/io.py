@@ -190,6 +190,8 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
         files = [p for p in path.rglob("*") if p.suffix in DATA_SUFFIXES]
         files.sort(key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(p))])
         return [row for f in files for row in read_rows(f)]
+    if path.suffix not in DATA_SUFFIXES:
+        raise DataError(f"unsupported file type {path} (want {', '.join(DATA_SUFFIXES)} or a folder)")
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
     if path.suffix == ".jsonl":
@@ -208,9 +210,7 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
             return pd.read_parquet(path).to_dict("records")
         except (OSError, ValueError) as e:
             raise DataError(f"{path}: not a readable parquet file ({' '.join(str(e).split())[:200]})") from None
-    if path.suffix == ".csv":
-        return read_csv(path)
-    raise DataError(f"unsupported file type {path} (want {', '.join(DATA_SUFFIXES)} or a folder)")
+    return read_csv(path)
 
 
 def read_csv(path: Path) -> list[dict[str, Any]]:

@@ -31,6 +31,9 @@ REQUIRED = ("policy", "with_password", "correctness")
 """Columns every results row has (older runs lack some later ones, which mean None)."""
 VALUES = ("correctness", "n", "unit")
 """What a measurement found; every other column says what was measured."""
+NAMING = ("lock_seed", "lock_variant", "demo_domain", "domain", "prompt", "samples", "warm_start")
+"""Columns added over time that tell measurements apart: with them all, two rows alike but for their
+values contradict each other."""
 
 
 def load_results(run_dir: Path) -> pd.DataFrame:
@@ -38,7 +41,7 @@ def load_results(run_dir: Path) -> pd.DataFrame:
 
     A malformed file is an error naming its line. Repeated rows (the same measurement twice) are
     dropped, with a note on stderr; two rows that measure the same thing with different results
-    are an error naming both lines."""
+    are an error naming their lines (in a file with every column: NAMING)."""
     if not run_dir.is_dir():
         raise NotARunError(f"run dir not found: {run_dir}")
     if not (run_dir / RUN_MARKER).is_file():
@@ -67,7 +70,7 @@ def load_results(run_dir: Path) -> pd.DataFrame:
         df = df[~repeated]
     keys = [c for c in df.columns if c not in VALUES]
     clash = df.duplicated(subset=keys, keep=False)
-    if clash.any():
+    if clash.any() and set(NAMING) <= set(df.columns):  # older files may lack the columns that tell rows apart
         lines = ", ".join(str(i + 1) for i in df.index[clash][:10])
         raise NotARunError(f"{path}: rows {lines} measure the same thing with different results: re-run the config "
                            "to rewrite the file from the cache")
