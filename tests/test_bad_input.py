@@ -210,7 +210,7 @@ CASES = [
     Case("seed_huge", run_cfg({"elicit.sft.seeds": [2**40]}), "elicit.sft.seeds"),
     Case("heads_not_dividing", run_cfg({"model.hidden_size": 30, "model.heads": 4}), "heads"),
     Case("password_longer_than_context", run_cfg({"lock.password": LONG}), "max_length"),
-    Case("scratch_model_no_vocabulary", run_cfg(TASK_GSM8K), "vocabulary"),
+    Case("scratch_model_no_vocabulary", run_cfg({**TASK_GSM8K, "lock.weak_policies": ["fixedrdm"]}), "vocabulary"),
     Case("config_not_utf8", non_utf8, "UTF-8"),
     Case("override_bad_yaml", lambda tmp, run: ["run", str(config(tmp)), "--out", str(tmp / "out"),
                                                 "--set", "lock.password=[oops"], "lock.password"),
