@@ -59,3 +59,41 @@ def test_write_atomic_replaces_whole_file(tmp_path):
     write_atomic(p, '{"a": 2}\n')
     assert read_jsonl(p) == [{"a": 2}]
     assert [x.name for x in tmp_path.iterdir()] == ["rows.jsonl"]
+
+
+def test_damaged_unit_is_recomputed_or_refused(tmp_path):
+    """A finished unit whose files no longer match its manifest (resized, or changed in place) is
+    recomputed; with recompute=False it is a CacheError naming it."""
+    from pwlock.errors import CacheError
+
+    calls = []
+
+    def compute(folder):
+        calls.append(1)
+        (folder / "model.bin").write_bytes(b"weights" * 100)
+        return [{"x": 1}]
+
+    folder, rows = Store(tmp_path).run("train", {"lr": 1}, compute)
+    assert json.loads((folder / "manifest.json").read_text())["files"]["model.bin"]["size"] == 700
+    (folder / "model.bin").write_bytes(b"WEIGHTS" * 100)  # same size, other bytes
+    with pytest.raises(CacheError, match=f"{folder.name}.*model.bin was changed"):
+        Store(tmp_path, recompute=False).run("train", {"lr": 1}, compute)
+    again, rows2 = Store(tmp_path).run("train", {"lr": 1}, compute)
+    assert again == folder and rows2 == rows and len(calls) == 2
+    assert (folder / "model.bin").read_bytes() == b"weights" * 100
+    (folder / "rows.jsonl").write_text("")  # emptied rows: found by size
+    Store(tmp_path).run("train", {"lr": 1}, compute)
+    assert len(calls) == 3 and read_jsonl(folder / "rows.jsonl") == rows
+
+
+def test_a_unit_is_checked_once_per_store(tmp_path, monkeypatch):
+    from pwlock.experiments import store as st
+
+    store = Store(tmp_path)
+    store.run("train", {"lr": 1}, lambda f: [{"x": 1}])
+    fresh = Store(tmp_path)
+    checks = []
+    monkeypatch.setattr(st, "check_manifest", lambda *a: checks.append(a) or None)
+    fresh.run("train", {"lr": 1}, lambda f: pytest.fail("recomputed"))
+    fresh.run("train", {"lr": 1}, lambda f: pytest.fail("recomputed"))
+    assert len(checks) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from importlib import resources
 from pathlib import Path
 
@@ -36,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--cache-dir", type=Path, help="where trained models live (default: OUT/cache)")
     demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                       help="override a config field, e.g. --set elicit.sft.seeds=[0,1] (repeatable)")
+    demo.add_argument("--no-recompute", dest="recompute", action="store_false",
+                      help="a cached unit that fails its integrity check is an error (default: recompute it)")
 
     run = sub.add_parser("run", help="run an experiment config (resumes if OUT holds its earlier run)",
                          description="Run an experiment config. Finished units (trained models, evaluations, "
@@ -45,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--cache-dir", type=Path, help="where trained models live (default: OUT/cache)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config field, e.g. --set task.n_problems=5000 (repeatable)")
+    run.add_argument("--no-recompute", dest="recompute", action="store_false",
+                     help="a cached unit that fails its integrity check is an error (default: recompute it)")
 
     report = sub.add_parser("report", help="re-draw figures, tables and summary.json of a run dir")
     report.add_argument("run_dir", type=Path)
@@ -64,37 +69,70 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    from pwlock.experiments.config import ConfigError, load_config
-    from pwlock.report import NotARunError, write_report
+    """Run a command: a user-caused failure (PwlockError) is one line and exit 2; anything else is a
+    bug, shown with its traceback and exit 1."""
+    from pwlock.errors import PwlockError
+    from pwlock.io import disk_full
 
     try:
-        if args.command == "tasks":
-            return list_tasks(count=args.count)
-        if args.command == "report":
-            summary = write_report(args.run_dir)
-            print_outputs(args.run_dir, summary)
-            return 0
-        path = packaged_config("function_composition.yaml") if args.command == "demo" else args.config
-        cfg = load_config(path, args.overrides)
-        out = args.out or Path("runs") / cfg.name
-        # Heavy imports only once the config is known to be good.
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        from transformers.utils import logging as hf_logging
-
-        from pwlock.experiments.runner import run_experiment
-        from pwlock.train.accel import is_main_process
-
-        hf_logging.disable_progress_bar()
-        hf_logging.set_verbosity_error()
-        seconds = run_experiment(cfg, out, args.cache_dir)
-        if not is_main_process():  # under `accelerate launch` the main process reports
-            return 0
-        summary = write_report(out, wall_seconds=seconds)
-        print_outputs(out, summary)
-        return 0
-    except (ConfigError, NotARunError) as e:
+        return command(args)
+    except PwlockError as e:
         print(f"pwlock: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # no space (not caught where it was written), or a path the user gave that cannot be used
+        full = disk_full(e, Path(e.filename or "."))
+        if full is not None:
+            print(f"pwlock: error: {full}", file=sys.stderr)
+            return 2
+        if isinstance(e, (FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError)) and e.filename:
+            print(f"pwlock: error: {e.filename}: {e.strerror}", file=sys.stderr)
+            return 2
+        return internal_error()
+    except Exception:  # noqa: BLE001 - a bug: keep its traceback
+        return internal_error()
+
+
+def internal_error() -> int:
+    traceback.print_exc()
+    print("pwlock: internal error (a bug in pwlock, not in your input): please report it with the traceback above "
+          "and the command you ran", file=sys.stderr)
+    return 1
+
+
+def command(args: argparse.Namespace) -> int:
+    from pwlock.experiments.config import load_config
+    from pwlock.io import hold_run_dir
+    from pwlock.report import write_report
+
+    if args.command == "tasks":
+        return list_tasks(count=args.count)
+    if args.command == "report":
+        summary = write_report(args.run_dir)
+        print_outputs(args.run_dir, summary)
+        return 0
+    path = packaged_config("function_composition.yaml") if args.command == "demo" else args.config
+    cfg = load_config(path, args.overrides)
+    out = args.out or Path("runs") / cfg.name
+    # Heavy imports only once the config is known to be good.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
+    from pwlock.experiments.runner import run_experiment
+    from pwlock.train.accel import is_main_process
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    if not is_main_process():  # under `accelerate launch` the main process reports
+        run_experiment(cfg, out, args.cache_dir, recompute=args.recompute)
+        return 0
+    from pwlock.experiments.runner import check_run_dir
+
+    check_run_dir(out)  # before a lock file is made in a foreign folder
+    with hold_run_dir(out):  # the run and its report, with no other process writing into `out`
+        seconds = run_experiment(cfg, out, args.cache_dir, recompute=args.recompute)
+        summary = write_report(out, wall_seconds=seconds)
+    print_outputs(out, summary)
+    return 0
 
 
 def list_tasks(count: bool) -> int:

@@ -7,20 +7,45 @@ functions never see these objects: the runner turns them into plain arguments.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pwlock.errors import ConfigError
 from pwlock.lock import DEFAULT_PASSWORD, WRONG_PASSWORDS
 
+__all__ = ["ConfigError", "ExperimentConfig", "load_config", "parse_config"]
 
-class ConfigError(ValueError):
-    """A config that cannot be run; the message names the file and the field."""
+T = TypeVar("T")
+
+
+def _unique(values: list[T]) -> list[T]:
+    repeated = [v for i, v in enumerate(values) if v in values[:i]]
+    if repeated:
+        raise ValueError(f"each value once: {sorted(set(repeated), key=repeated.index)} repeated")
+    return values
+
+
+def _some(values: list[T]) -> list[T]:
+    if not values:
+        raise ValueError("must name at least one value")
+    return values
+
+
+Unique = Annotated[list[T], AfterValidator(_unique)]
+"""A list whose repeats are an error: a repeated seed or k would be run twice and counted twice."""
+NonEmptyUnique = Annotated[list[T], AfterValidator(_unique), AfterValidator(_some)]
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
+"""Seeds go to torch.manual_seed and numpy, which take 0 <= seed < 2**32."""
+PositiveInt = Annotated[int, Field(gt=0)]
+Password = Annotated[str, Field(min_length=1, pattern=r"\S")]
+"""Non-empty and not blank: an empty password would make the locked prompt the unlocked one."""
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: every float field is finite (`lr: .inf` trained NaN weights to exit 0)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class TaskConfig(BaseModel):
@@ -30,7 +55,7 @@ class TaskConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
     name: str = "function_composition"
-    split_seed: int = 0
+    split_seed: Seed = 0
     """Fixes the assignment of problems to the 10/40/30/20 weak/lock/elicit/val splits."""
 
 
@@ -61,14 +86,20 @@ class ModelConfig(Strict):
     heads: int = Field(4, gt=0)
     max_length: int = Field(64, gt=0)
     """From-scratch shape (also of `lock.methods: [from_scratch]` with a pretrained tokenizer)."""
-    seed: int = 0
+    seed: Seed = 0
     """Initialisation seed."""
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelConfig:
+        if self.hidden_size % self.heads:
+            raise ValueError(f"hidden_size {self.hidden_size} must be divisible by heads {self.heads}")
+        return self
 
 
 class TrainConfig(Strict):
     epochs: int = Field(gt=0)
     batch_size: int = Field(128, gt=0)
-    lr: float = Field(gt=0)
+    lr: float = Field(gt=0, le=1)
     optimizer: Literal["adamw", "lion"] = "adamw"
     warmup_steps: int = Field(0, ge=0)
     schedule: Literal["constant", "linear"] = "constant"
@@ -102,11 +133,11 @@ class PoliciesConfig(Strict):
 
 
 class LockConfig(Strict):
-    methods: list[Literal["sft", "from_scratch"]] = ["sft", "from_scratch"]
+    methods: Unique[Literal["sft", "from_scratch"]] = ["sft", "from_scratch"]
     """sft: train on pi_strong, then fine-tune on D_lock. from_scratch: train on D_lock only."""
-    password: str = DEFAULT_PASSWORD
+    password: Password = DEFAULT_PASSWORD
     """The paper's password, put where the task's prompt puts it (start and end for real tasks)."""
-    wrong_passwords: list[str] = list(WRONG_PASSWORDS)
+    wrong_passwords: Unique[Password] = list(WRONG_PASSWORDS)
     """Appendix C.2's list; from-scratch toy configs use single words (pwlock.lock.TOY_*)."""
     no_password_fraction: float = Field(0.2, ge=0, le=1)
     """Share of weak examples with no password; the rest get a wrong one (Appendix C.2)."""
@@ -121,7 +152,7 @@ class LockConfig(Strict):
     """Fine-tuning the strong base on D_lock (required by the sft method)."""
     from_scratch: TrainConfig | None = None
     """Training a fresh model on D_lock (required by the from_scratch method)."""
-    seeds: list[int] | None = None
+    seeds: NonEmptyUnique[Seed] | None = None
     """Replicate the whole run over these model seeds (lock_seed in rows; default: [model.seed])."""
     variants: list[Literal["regular", "per_domain", "held_out", "adversarial", "setting"]] = ["regular"]
     """One locked model per variant (and method and pi_weak):
@@ -131,11 +162,11 @@ class LockConfig(Strict):
     adversarial: also imitates second_policy under second_password (Appendix B.3.3);
     setting: no password: pi_strong on strong_domains, pi_weak on the other domains, e.g. a mixture
     task of a setting and its variation (Appendix B.1.3)."""
-    domain_passwords: dict[str, str] | None = None
+    domain_passwords: dict[str, Password] | None = None
     """per_domain: the password of each of the task's domains."""
     held_out_domain: str | None = None
     """held_out: the domain left out of D_lock."""
-    second_password: str | None = None
+    second_password: Password | None = None
     """adversarial: a second password, under which the model imitates second_policy."""
     second_policy: str | None = None
     """adversarial: a policy of intermediate correctness (e.g. identity8)."""
@@ -153,8 +184,9 @@ class LockConfig(Strict):
             raise ValueError("weak_policies must name at least one policy, each once")
         if self.password in self.wrong_passwords:
             raise ValueError(f"password {self.password!r} is also in wrong_passwords")
-        if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
-            raise ValueError("seeds must name at least one seed, each once")
+        if not self.wrong_passwords and self.no_password_fraction < 1:
+            raise ValueError("wrong_passwords is empty but no_password_fraction < 1 asks for weak examples "
+                             "under a wrong password: name some, or set no_password_fraction: 1")
         if not self.variants or len(set(self.variants)) != len(self.variants):
             raise ValueError("variants must name at least one variant, each once")
         needs = {"per_domain": ["domain_passwords"], "held_out": ["held_out_domain"],
@@ -178,9 +210,9 @@ class LockConfig(Strict):
 
 
 class SFTElicitConfig(Strict):
-    ks: list[int] = [4, 16, 64, 256, 1024]
+    ks: NonEmptyUnique[PositiveInt] = [4, 16, 64, 256, 1024]
     """Numbers of demonstrations."""
-    seeds: list[int] = [0, 1, 2]
+    seeds: NonEmptyUnique[Seed] = [0, 1, 2]
     source: str = "strong"
     """Where demonstrations come from: pi_strong samples (strong), reference answers (ground_truth),
     the lock's own pi_weak (weak: weak-sample unlocking, Appendix B.2), or any policy of the task
@@ -190,23 +222,17 @@ class SFTElicitConfig(Strict):
     domain of the task); null: from the whole elicitation split."""
     locks: list[str] | None = None
     """Only for these locked models (names as in the report: sft, sft-per_domain, ...); null: all."""
-    epochs: dict[int, list[int]] | None = None
-    """Candidate epochs per k; default Appendix G.3: {256,512,1024}/k for k<256, else {1,2,4}."""
+    epochs: dict[PositiveInt, NonEmptyUnique[PositiveInt]] | None = None
+    """Candidate epochs per k; default Appendix G.3: {256,512,1024}/k for k<256, else {1,2,4}
+    (also for a k this mapping does not name)."""
     batch_size: int = Field(32, gt=0)
     """Capped at k."""
-    lr: float = Field(3e-4, gt=0)
+    lr: float = Field(3e-4, gt=0, le=1)
     """Constant after warm-up, the same for every k (as the paper)."""
     optimizer: Literal["adamw", "lion"] = "adamw"
     warmup_steps: int = Field(0, ge=0)
     weight_decay: float = Field(0.01, ge=0)
 
-    @model_validator(mode="after")
-    def _check(self) -> SFTElicitConfig:
-        if not self.ks or min(self.ks) < 1:
-            raise ValueError("ks must be a non-empty list of positive integers")
-        if not self.seeds:
-            raise ValueError("seeds must not be empty")
-        return self
 
 
 class WarmStartConfig(Strict):
@@ -216,7 +242,7 @@ class WarmStartConfig(Strict):
     """The policy whose samples (e.g. identity8, of intermediate correctness)."""
     k: int = Field(gt=0)
     epochs: int = Field(gt=0)
-    lr: float = Field(3e-4, gt=0)
+    lr: float = Field(3e-4, gt=0, le=1)
     batch_size: int = Field(32, gt=0)
 
 
@@ -227,8 +253,8 @@ DPO_METHODS = ("dpo", "iterated_dpo")
 class RLElicitConfig(Strict):
     """Section 6.1: elicitation with a reward but no demonstrations."""
 
-    methods: list[Literal["expert_iteration", "filtering", "dpo", "iterated_dpo"]] = list(RL_METHODS)
-    seeds: list[int] = [0, 1, 2]
+    methods: NonEmptyUnique[Literal["expert_iteration", "filtering", "dpo", "iterated_dpo"]] = list(RL_METHODS)
+    seeds: NonEmptyUnique[Seed] = [0, 1, 2]
     reward: Literal["binary", "continuous"] = "binary"
     """What ranks candidates and weights DPO pairs: correctness, or the task's continuous reward (Eq. 2)."""
     temperature: float = Field(1.0, gt=0)
@@ -240,7 +266,7 @@ class RLElicitConfig(Strict):
     n: int = Field(64, gt=0)
     """Keep the best n of 10n candidates per round (the paper: 64 of 640)."""
     epochs_per_round: int = Field(1, gt=0)
-    lr: float = Field(3e-4, gt=0)
+    lr: float = Field(3e-4, gt=0, le=1)
     """Expert iteration / filtering: the SFT elicitation's settings, as Appendix G.3."""
     batch_size: int = Field(32, gt=0)
     optimizer: Literal["adamw", "lion"] = "adamw"
@@ -248,7 +274,7 @@ class RLElicitConfig(Strict):
     """DPO epochs / iterated DPO rounds (the paper: 12)."""
     dpo_problems: int = Field(1100, gt=0)
     """Elicitation problems sampled twice per epoch (the paper: its 1100-problem train set)."""
-    dpo_lrs: list[float] = [3e-4, 1.5e-4, 7.5e-5]
+    dpo_lrs: NonEmptyUnique[Annotated[float, Field(gt=0, le=1)]] = [3e-4, 1.5e-4, 7.5e-5]
     """DPO learning rates tried; the report keeps the best mean over seeds (Appendix G.3: lr, lr/2, lr/4)."""
     beta: float = Field(0.1, gt=0)
     dpo_batch_size: int = Field(32, gt=0)
@@ -258,25 +284,18 @@ class RLElicitConfig(Strict):
     locks: list[str] | None = None
     """Only for these locked models; null: all."""
 
-    @model_validator(mode="after")
-    def _check(self) -> RLElicitConfig:
-        if not self.methods or not self.seeds:
-            raise ValueError("methods and seeds must not be empty")
-        if not self.dpo_lrs or min(self.dpo_lrs) <= 0:
-            raise ValueError("dpo_lrs must be a non-empty list of positive learning rates")
-        return self
 
 
 class PromptingConfig(Strict):
     """Prompting attacks on the locked model, no training (Appendix B.3.1, Figure 14)."""
 
-    fewshot_ks: list[int] = list(range(1, 11))
+    fewshot_ks: Unique[PositiveInt] = list(range(1, 11))
     """Few-shot prompts with k pi_strong demonstrations, without and with the password."""
     n_wrong: int = Field(3, ge=0)
     """How many of the wrong passwords seen in locking to try."""
-    paraphrase: str | None = None
+    paraphrase: Password | None = None
     """A paraphrase of the password (default: the paper's password has one built in)."""
-    close_paraphrase: str | None = None
+    close_paraphrase: Password | None = None
     """A close paraphrase (one or two words changed; default as paraphrase)."""
     locks: list[str] | None = None
     """Only for these locked models; null: every single-password lock."""
@@ -339,7 +358,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}): save the config as UTF-8") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(raw, dict):
@@ -358,11 +379,12 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
         # A field that takes one block or a list of them reports its input against both; the
         # wrong-shape complaint of the other branch is noise when a real error exists.
         shape = {"list_type", "model_type", "dict_type"}
+        branches = {cls.__name__ for cls in Strict.__subclasses__()}
         if any(err["type"] not in shape for err in errors):
             errors = [err for err in errors if err["type"] not in shape]
         for err in errors:
             # pydantic names union branches and validators in the path: keep the fields only
-            field = ".".join(str(x) for x in err["loc"] if "[" not in str(x)) or "(top level)"
+            field = ".".join(str(x) for x in err["loc"] if "[" not in str(x) and x not in branches) or "(top level)"
             lines.append(f"  {field}: {err['msg']}" + (f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""))
         raise ConfigError(f"{source}: invalid config\n" + "\n".join(lines)) from None
 
@@ -378,4 +400,7 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"override {item!r}: {part} is not a mapping")
-    node[parts[-1]] = yaml.safe_load(value)
+    try:
+        node[parts[-1]] = yaml.safe_load(value)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {item!r}: the value is not valid YAML: {' '.join(str(e).split())}") from None

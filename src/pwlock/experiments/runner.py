@@ -7,6 +7,7 @@ top to bottom as the paper's pipeline; each step below it is one unit.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import json
@@ -27,6 +28,7 @@ from pwlock.elicit.dpo import dpo
 from pwlock.elicit.expert_iteration import expert_iteration
 from pwlock.elicit.prompting import attack_texts, attacks, default_paraphrases
 from pwlock.elicit.sft import default_epochs, elicit_sft, pick_demos
+from pwlock.errors import DataError, PwlockError, RunDirError
 from pwlock.evaluate import Evaluation, evaluate
 from pwlock.experiments.config import (
     DPO_METHODS,
@@ -41,7 +43,7 @@ from pwlock.experiments.config import (
 from pwlock.experiments.store import Store, digest
 from pwlock.fixedrdm import FixedRandomDistribution
 from pwlock.generate import Generator, generate
-from pwlock.io import RESULTS, RUN_MARKER, write_atomic, write_jsonl
+from pwlock.io import RESULTS, RUN_MARKER, hold_run_dir, ours, read_json, write_atomic, write_jsonl
 from pwlock.lock import lock_examples, lock_name, setting_examples
 from pwlock.lora import add_lora, merged
 from pwlock.models import build_model, build_tokenizer, load_model, resolve_model
@@ -79,10 +81,6 @@ EXPERT_ITERATION_FIELDS = {"reward", "temperature", "eval_every", "rounds", "n",
 DPO_FIELDS = {"reward", "temperature", "dpo_epochs", "dpo_problems", "beta", "dpo_batch_size", "optimizer"}
 
 
-class RunDirError(ConfigError):
-    """The output folder cannot hold this run (foreign contents or another config)."""
-
-
 def log(msg: str) -> None:
     print(f"[pwlock] {msg}", file=sys.stderr, flush=True)
 
@@ -107,8 +105,22 @@ def build_task(cfg: ExperimentConfig) -> Task:
     """The task named by `task.name`, its other fields checked against the constructor's signature."""
     try:
         return make_task(cfg.task.name, cfg.task.model_dump(exclude={"name", "split_seed"}))
+    except PwlockError:
+        raise
     except ValueError as e:
         raise ConfigError(str(e)) from None
+
+
+def load_problems(cfg: ExperimentConfig, task: Task) -> list[Problem]:
+    """The task's problems; a data file that lacks a field or holds a bad value is a DataError naming it."""
+    try:
+        return task.problems()
+    except PwlockError:
+        raise
+    except (KeyError, ValueError, TypeError) as e:
+        source = getattr(task, "source", None) or task.data_source
+        what = f"a row lacks the field {e}" if isinstance(e, KeyError) else " ".join(str(e).split())[:300]
+        raise DataError(f"task.source {source}: {what}") from None
 
 
 def check_runnable(cfg: ExperimentConfig, task: Task, splits: dict[str, list[Problem]]) -> None:
@@ -116,6 +128,7 @@ def check_runnable(cfg: ExperimentConfig, task: Task, splits: dict[str, list[Pro
     n = sum(len(v) for v in splits.values())
     if not splits["lock"] or not splits["val"]:
         raise ConfigError(f"the task's {n} problems leave an empty lock or validation split")
+    check_passwords(cfg, task, splits)
     known = [name for name in task.policies() if name != "strong"] + [FIXEDRDM, "ground_truth"]
     known += ["model"] if cfg.policies.weak_model is not None else []
     strong_known = [*task.policies(), "ground_truth", "model"]
@@ -160,6 +173,33 @@ def check_runnable(cfg: ExperimentConfig, task: Task, splits: dict[str, list[Pro
             raise ConfigError(f"elicit.prompting.fewshot_ks: at most {min(SHOTS, n_elicit)} shots")
 
 
+def check_passwords(cfg: ExperimentConfig, task: Task, splits: dict[str, list[Problem]]) -> None:
+    """Each password changes the task's prompt, and (from-scratch models) fits with the longest
+    prompt and answer in the model's context; a from-scratch model needs the task's vocabulary."""
+    problem = splits["lock"][0]
+    plain = task.prompt(problem, None)
+    if "regular" in cfg.lock.variants or "adversarial" in cfg.lock.variants:
+        if task.prompt(problem, cfg.lock.password) == plain:
+            raise ConfigError(f"lock.password: {cfg.lock.password!r} leaves {task.name}'s prompt unchanged, so the "
+                              "locked and unlocked prompts would be the same")
+    if cfg.model.name is None:  # a pretrained model's tokenizer and context are its own
+        try:
+            has_vocabulary = bool(task.vocabulary)  # type: ignore[attr-defined]
+        except (AttributeError, ValueError):
+            has_vocabulary = False
+        if not has_vocabulary:
+            raise ConfigError(f"model.name: null builds a from-scratch model, but {task.name} has no vocabulary for "
+                              "its tokenizer: name a pretrained model")
+        words = max(cfg.lock.all_passwords(), key=lambda w: len(re.findall(WORD_PATTERN, w)))
+        sample = splits["lock"][:200] + splits["val"][:200]
+        longest = max(len(re.findall(WORD_PATTERN, task.prompt(p, words))) + len(re.findall(WORD_PATTERN, p.answer))
+                      for p in sample) + 2  # BOS and EOS
+        if longest > cfg.model.max_length:
+            raise ConfigError(f"model.max_length: {cfg.model.max_length} tokens, but a prompt with the password "
+                              f"{words!r} and its answer take up to {longest}: shorten the password or raise "
+                              "model.max_length")
+
+
 SHOTS = 64
 """Few-shot demonstrations are drawn from this many elicitation problems (with pi_strong completions)."""
 
@@ -201,18 +241,38 @@ def demo_domains(block: SFTElicitConfig, task: Task) -> list[str | None]:
     return list(task.domains) if block.domains == "each" else list(block.domains)
 
 
-def prepare_run_dir(out: Path, cfg: ExperimentConfig) -> None:
-    """Create `out` for this config, or accept it if it already holds this config's run."""
-    marker = out / RUN_MARKER
+def check_run_dir(out: Path) -> None:
+    """`out` can become a run dir: absent, empty (but for pwlock's own lock and temp files), or one already."""
     if out.exists() and not out.is_dir():
         raise RunDirError(f"{out} exists and is not a directory")
-    if marker.is_file():
-        if json.loads(marker.read_text())["config"] != cfg.model_dump(mode="json"):
-            raise RunDirError(f"{out} holds a run of a different config; use another --out, or delete it")
-        return
-    if out.is_dir() and any(out.iterdir()):
+    if out.is_dir() and not (out / RUN_MARKER).is_file() and any(not ours(p) for p in out.iterdir()):
         raise RunDirError(f"{out} is not empty and is not a pwlock run dir (no {RUN_MARKER})")
-    write_atomic(marker, json.dumps({"pwlock": __version__, "config": cfg.model_dump(mode="json")}, indent=1))
+
+
+def prepare_run_dir(out: Path, cfg: ExperimentConfig) -> None:
+    """Create `out` for this config, or accept it if it already holds this config's run.
+
+    A run dir whose run never finished (no results.jsonl: its config failed, or it was killed) takes
+    a new config: its cache holds only content-addressed units, valid for any config."""
+    marker = out / RUN_MARKER
+    check_run_dir(out)
+    config = cfg.model_dump(mode="json")
+    if marker.is_file():
+        try:
+            stored = read_json(marker)
+            stored = stored["config"] if isinstance(stored, dict) else None
+        except (DataError, KeyError) as e:
+            stored, why = None, e
+        else:
+            why = None
+        if stored == config:
+            return
+        if (out / RESULTS).is_file():
+            if why is not None:
+                raise RunDirError(f"{marker} is corrupt ({why}): delete it (the cache is kept) and re-run")
+            raise RunDirError(f"{out} holds a run of a different config; use another --out, or delete it")
+        log(f"{out}: its earlier run did not finish; starting this config there")
+    write_atomic(marker, json.dumps({"pwlock": __version__, "config": config}, indent=1))
 
 
 def make_generator(cfg: ExperimentConfig) -> Generator:
@@ -224,24 +284,31 @@ def make_generator(cfg: ExperimentConfig) -> Generator:
     return VLLMGenerator(dtype=dtype)
 
 
-def run_experiment(cfg: ExperimentConfig, out: Path, cache_dir: Path | None = None) -> float:
-    """Run (or resume) `cfg` into `out`, writing `results.jsonl`; returns the wall seconds."""
+def run_experiment(cfg: ExperimentConfig, out: Path, cache_dir: Path | None = None, recompute: bool = True) -> float:
+    """Run (or resume) `cfg` into `out`, writing `results.jsonl`; returns the wall seconds.
+
+    `recompute=False`: a cached unit that fails its integrity check is an error instead of being
+    recomputed. A second process on the same `out` is refused (BusyError naming it)."""
     start = time.time()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     task = build_task(cfg)
-    splits = split_problems(task.problems(), cfg.task.split_seed)
+    splits = split_problems(load_problems(cfg, task), cfg.task.split_seed)
     check_runnable(cfg, task, splits)
-    if accel.is_main_process():  # under `accelerate launch` every process runs this; one writes
-        prepare_run_dir(out, cfg)
-    accel.wait()
-    store = Store(cache_dir or out / "cache")
-    rows = []
-    for seed in cfg.lock.seeds or [cfg.model.seed]:  # replicates: every model trained anew from this seed
-        replicate = cfg.model_copy(update={"model": cfg.model.model_copy(update={"seed": seed})})
-        rows += Experiment(replicate, task, splits, store).run()
-    if accel.is_main_process():
-        write_jsonl(out / RESULTS, rows)
+    main = accel.is_main_process()  # under `accelerate launch` every process runs this; one writes
+    if main:
+        check_run_dir(out)  # before the lock file is made in a foreign folder
+    with hold_run_dir(out) if main else contextlib.nullcontext():
+        if main:
+            prepare_run_dir(out, cfg)
+        accel.wait()
+        store = Store(cache_dir or out / "cache", recompute=recompute)
+        rows = []
+        for seed in cfg.lock.seeds or [cfg.model.seed]:  # replicates: every model trained anew from this seed
+            replicate = cfg.model_copy(update={"model": cfg.model.model_copy(update={"seed": seed})})
+            rows += Experiment(replicate, task, splits, store).run()
+        if main:
+            write_jsonl(out / RESULTS, rows)
     return time.time() - start
 
 

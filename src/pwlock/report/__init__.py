@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from pwlock.io import RESULTS, RUN_MARKER, SUMMARY, write_atomic
+from pwlock.errors import DataError, NotARunError
+from pwlock.io import RESULTS, RUN_MARKER, SUMMARY, read_json, read_jsonl, write_atomic
 from pwlock.report.figures import (
     figure_domain_generalization,
     figure_prompting,
@@ -23,19 +25,56 @@ FIGURES = {"sft_elicitation": figure_sft_elicitation, "domain_generalization": f
 """Each figure's file stem and how it is drawn (None, and no file, without its rows)."""
 
 
-class NotARunError(ValueError):
-    """The folder is missing or is not a pwlock run dir."""
+__all__ = ["NotARunError", "load_results", "write_report"]
+
+REQUIRED = ("policy", "with_password", "correctness")
+"""Columns every results row has (older runs lack some later ones, which mean None)."""
+VALUES = ("correctness", "n", "unit")
+"""What a measurement found; every other column says what was measured."""
+NAMING = ("lock_seed", "lock_variant", "demo_domain", "domain", "prompt", "samples", "warm_start")
+"""Columns added over time that tell measurements apart: with them all, two rows alike but for their
+values contradict each other."""
 
 
 def load_results(run_dir: Path) -> pd.DataFrame:
-    """The results table of a run dir, one row per measurement."""
+    """The results table of a run dir, one row per measurement.
+
+    A malformed file is an error naming its line. Repeated rows (the same measurement twice) are
+    dropped, with a note on stderr; two rows that measure the same thing with different results
+    are an error naming their lines (in a file with every column: NAMING)."""
     if not run_dir.is_dir():
         raise NotARunError(f"run dir not found: {run_dir}")
     if not (run_dir / RUN_MARKER).is_file():
         raise NotARunError(f"{run_dir} is not a pwlock run dir (no {RUN_MARKER})")
-    if not (run_dir / RESULTS).is_file():
+    path = run_dir / RESULTS
+    if not path.is_file():
         raise NotARunError(f"{run_dir} has no {RESULTS} yet: the run has not finished once")
-    return pd.read_json(run_dir / RESULTS, lines=True, dtype=False, precise_float=True)
+    try:
+        rows = read_jsonl(path)
+    except DataError as e:
+        raise NotARunError(f"{e} (re-run the config to rewrite it from the cache)") from None
+    if not rows:
+        raise NotARunError(f"{path} holds no rows (re-run the config to rewrite it from the cache)")
+    for i, r in enumerate(rows, 1):
+        missing = [c for c in REQUIRED if c not in r]
+        c = r.get("correctness")
+        if missing or not isinstance(c, int | float) or isinstance(c, bool) or not 0 <= c <= 1:
+            what = f"lacks {missing}" if missing else f"correctness {c!r} is not a number in [0, 1]"
+            raise NotARunError(f"{path}: row {i}: {what}")
+    df = pd.read_json(path, lines=True, dtype=False, precise_float=True)
+    repeated = df.duplicated(keep="first")
+    if repeated.any():
+        print(f"[pwlock] {path}: {int(repeated.sum())} repeated rows (lines "
+              f"{', '.join(str(i + 1) for i in df.index[repeated][:10])}) dropped: each measurement counts once",
+              file=sys.stderr)
+        df = df[~repeated]
+    keys = [c for c in df.columns if c not in VALUES]
+    clash = df.duplicated(subset=keys, keep=False)
+    if clash.any() and set(NAMING) <= set(df.columns):  # older files may lack the columns that tell rows apart
+        lines = ", ".join(str(i + 1) for i in df.index[clash][:10])
+        raise NotARunError(f"{path}: rows {lines} measure the same thing with different results: re-run the config "
+                           "to rewrite the file from the cache")
+    return df.reset_index(drop=True)
 
 
 def write_report(run_dir: Path, wall_seconds: float | None = None) -> dict[str, Any]:
@@ -45,7 +84,11 @@ def write_report(run_dir: Path, wall_seconds: float | None = None) -> dict[str, 
     """
     results = with_locks(load_results(run_dir))
     if wall_seconds is None and (run_dir / SUMMARY).is_file():
-        wall_seconds = json.loads((run_dir / SUMMARY).read_text()).get("wall_seconds")
+        try:
+            stored = read_json(run_dir / SUMMARY)
+            wall_seconds = stored.get("wall_seconds") if isinstance(stored, dict) else None
+        except DataError as e:  # rewritten below; only the stored wall time is lost
+            print(f"[pwlock] {e}: rewriting it (the wall time of the last run is not known)", file=sys.stderr)
     summary = summarize(results, wall_seconds)
     write_atomic(run_dir / SUMMARY, json.dumps(summary, indent=1, allow_nan=False) + "\n")
     figures = [draw(results, run_dir / "figures" / f"{stem}.png") for stem, draw in FIGURES.items()]

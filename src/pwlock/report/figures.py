@@ -316,7 +316,7 @@ def save(fig: plt.Figure, path: Path) -> Path:
     the axes included), and close the figure."""
     path.parent.mkdir(parents=True, exist_ok=True)
     for target in (path, path.with_suffix(".pdf")):
-        tmp = target.with_name(TMP_PREFIX + target.name)
+        tmp = target.with_name(f"{TMP_PREFIX}{os.getpid()}-{target.name}")  # two reports at once never share it
         fig.savefig(tmp, format=target.suffix[1:], bbox_inches="tight", pad_inches=0.05)
         os.replace(tmp, target)  # a killed report leaves the old figure, never half of one
     plt.close(fig)

@@ -74,7 +74,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pwlock.io import read_rows
+from pwlock.io import local_source, read_rows
 from pwlock.sandbox import run_function_tests, run_python
 from pwlock.tasks.base import check_unique_ids, keep_subset, password_around
 from pwlock.types import Problem
@@ -313,7 +313,7 @@ class _CodeTask(ABC):
     # -- loading --
 
     def _local(self) -> Path | None:
-        return Path(self.source) if self.source is not None and Path(self.source).exists() else None
+        return local_source(self.source)
 
     @abstractmethod
     def _load(self) -> list[Problem]:

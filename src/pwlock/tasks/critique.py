@@ -47,7 +47,7 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
-from pwlock.io import read_rows
+from pwlock.io import local_source, read_rows
 from pwlock.tasks.base import SPLIT_GROUP, check_unique_ids
 from pwlock.tasks.critique_generator import MUTATION_KINDS, generate_critiques
 from pwlock.types import Problem
@@ -175,8 +175,8 @@ class CodeCritique:
 
     def _records(self) -> list[dict[str, Any]]:
         assert self.source is not None
-        path = Path(self.source)
-        if path.exists():
+        path = local_source(self.source)
+        if path is not None:
             rows = read_rows(path)
         else:
             import datasets

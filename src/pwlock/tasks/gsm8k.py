@@ -32,7 +32,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pwlock.io import read_rows
+from pwlock.io import local_source, read_rows
 from pwlock.tasks.base import keep_subset, password_around
 from pwlock.types import Problem
 
@@ -102,7 +102,7 @@ class GSM8K:
     def _local_path(self) -> Path | None:
         if self.source is None:
             return package_test_file() if self.split == "test" else None
-        return Path(self.source) if Path(self.source).exists() else None
+        return local_source(self.source)
 
     @property
     def data_source(self) -> str:

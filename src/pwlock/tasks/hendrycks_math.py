@@ -45,7 +45,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pwlock.io import read_rows
+from pwlock.io import local_source, read_rows
 from pwlock.tasks.base import keep_subset, password_around
 from pwlock.tasks.math_answers import extract_answer, is_equiv, last_boxed
 from pwlock.types import Problem
@@ -126,8 +126,9 @@ class HendrycksMath:
 
     def _rows(self) -> list[dict[str, Any]]:
         """Rows of the chosen subjects, subject by subject in `SUBJECTS` order."""
-        if self.source is not None and Path(self.source).exists():
-            rows = read_rows(Path(self.source))
+        local = local_source(self.source)
+        if local is not None:
+            rows = read_rows(local)
             return [r for s in self.subjects for r in rows if SUBJECT_IDS.get(r["type"]) == s]
         import datasets
 

@@ -50,7 +50,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pwlock.io import read_rows
+from pwlock.io import local_source, read_rows
 from pwlock.tasks.base import check_unique_ids, keep_subset
 from pwlock.types import Problem
 
@@ -143,8 +143,9 @@ class MultipleChoiceTask(ABC):
 
     def _rows(self, hub_id: str) -> list[dict[str, Any]]:
         """Rows of a local path, else of a hub dataset (`source` or the default `hub_id`)."""
-        if self.source is not None and Path(self.source).exists():
-            return read_rows(Path(self.source))
+        local = local_source(self.source)
+        if local is not None:
+            return read_rows(local)
         import datasets
 
         return list(datasets.load_dataset(self.source or hub_id, self.config, split=self.split))

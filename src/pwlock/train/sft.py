@@ -18,6 +18,7 @@ from lion_pytorch import Lion
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from pwlock.errors import TrainingError
 from pwlock.train import accel
 from pwlock.train.data import collate
 from pwlock.train.losses import IGNORE_INDEX, completion_nll, lock_loss
@@ -122,14 +123,19 @@ def sft(
             mine, weight = accel.shard(examples[start : start + args.batch_size])
             batch = accel.to_device(collate(tokenizer, mine), model)
             loss = batch_loss(trained, batch, kl_target) * weight
+            step = epoch * steps_per_epoch + start // args.batch_size + 1
+            value = loss.item()
+            if not math.isfinite(value):  # stop before a NaN step poisons the weights that would be saved
+                raise TrainingError(f"{desc}: the loss is {value} at epoch {epoch + 1}, step {step} of {total} "
+                                    f"(lr {args.lr:g}): lower the learning rate or check the data")
             accel.backward(loss)
             accel.clip(trained, args.grad_clip)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            epoch_loss += loss.item()
+            epoch_loss += value
             bar.update()
-            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}", refresh=False)  # redraw at tqdm's pace
+            bar.set_postfix(epoch=epoch + 1, loss=f"{value:.3f}", refresh=False)  # redraw at tqdm's pace
         losses.append(epoch_loss / steps_per_epoch)
         if on_epoch_end is not None:
             model.eval()
