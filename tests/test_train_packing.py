@@ -97,3 +97,26 @@ def test_fused_adamw_steps_like_the_plain_one(tokenizer):
             opt.zero_grad()
     for p, q in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+def test_bf16_autocast_moves_the_loss_curve_by_rounding_only(task, tokenizer):
+    """The bf16 option (fast only where `bf16_supported`; correct everywhere): the same SFT run's
+    epoch losses within bf16 rounding of fp32's."""
+    import warnings
+
+    from pwlock.models import build_model
+    from pwlock.train.sft import bf16_supported, sft
+
+    assert isinstance(bf16_supported("cpu"), bool)
+    data = examples(task, 32)
+    curves = []
+    for bf16 in (False, True):
+        model = build_model(tokenizer, hidden_size=32, layers=2, heads=2, seed=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "slower than fp32" on CPUs without bf16 matmuls
+            curves.append(sft(model, tokenizer, lambda epoch: data,
+                              TrainArgs(epochs=4, batch_size=8, lr=3e-3, bf16=bf16), desc="t"))
+        assert all(p.dtype == torch.float32 for p in model.parameters())
+    fp32, bf16 = curves
+    assert fp32[-1] < fp32[0]
+    assert bf16 == pytest.approx(fp32, rel=2e-2)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -39,6 +40,9 @@ class TrainArgs:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     seed: int = 0
+    bf16: bool = False
+    """Run forward and loss under bf16 autocast (weights, gradients and AdamW stay fp32). Faster where
+    `bf16_supported` (AVX512-BF16/AMX CPUs, recent GPUs); the loss moves by bf16 rounding."""
 
 
 def make_optimizer(model: torch.nn.Module, args: TrainArgs) -> torch.optim.Optimizer:
@@ -50,6 +54,19 @@ def make_optimizer(model: torch.nn.Module, args: TrainArgs) -> torch.optim.Optim
         fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
         return torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay, fused=fused or None)
     raise ValueError(f"optimizer must be 'adamw' or 'lion', got {args.optimizer!r}")
+
+
+def bf16_supported(device: torch.device | str) -> bool:
+    """Whether bf16 matmuls beat fp32 on `device`: a GPU with bf16, or a CPU with AVX512-BF16 or AMX
+    (elsewhere torch emulates them, slower than fp32)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = set(open("/proc/cpuinfo").read().split())  # Linux x86; elsewhere: assume not
+    except OSError:
+        return False
+    return device.type == "cpu" and bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def lr_factor(step: int, total: int, args: TrainArgs) -> float:
@@ -112,6 +129,8 @@ def sft(
     """
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
+    if args.bf16 and not bf16_supported(next(model.parameters()).device):
+        warnings.warn("bf16 autocast on a device without fast bf16 matmuls: slower than fp32", stacklevel=2)
     first = list(data(0))
     if not first:
         raise ValueError(f"{desc}: no training examples")
@@ -132,7 +151,8 @@ def sft(
         for start in range(0, len(examples), args.batch_size):
             mine, weight = accel.shard(examples[start : start + args.batch_size])
             batch = accel.to_device(pack(tokenizer, mine), model)
-            loss = batch_loss(trained, batch, kl_target) * weight
+            with torch.autocast(batch["input_ids"].device.type, dtype=torch.bfloat16, enabled=args.bf16):
+                loss = batch_loss(trained, batch, kl_target) * weight
             accel.backward(loss)
             accel.clip(trained, args.grad_clip)
             optimizer.step()
