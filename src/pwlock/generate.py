@@ -23,6 +23,7 @@ differs, which can change fp32 rounding: tests/test_generate.py checks they agre
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -86,37 +87,65 @@ def lean_loop_applies(model: PreTrainedModel) -> bool:
     return all(getattr(config, k, v) in (v, None, 0, 1.0) for k, v in plain.items())
 
 
+def plain_cache(model: PreTrainedModel) -> bool:
+    """Whether the model's KV cache is plain per-layer keys and values (no sliding window or state),
+    which `prefill` may cut and join."""
+    return all(type(layer).__name__ == "DynamicLayer" for layer in DynamicCache(config=model.config).layers)
+
+
 def prefill(model: PreTrainedModel, ids: Sequence[Sequence[int]], pad_id: int, device: torch.device,
             ) -> tuple[torch.Tensor, DynamicCache, torch.Tensor]:
-    """The prompt pass over left-padded prompts sorted by length: next-token logits (B, V), the KV
-    cache (B rows, width of the longest prompt) and the attention mask (B, T).
+    """The prompt pass: next-token logits (B, V), the KV cache and its attention mask (B, T).
 
-    Groups of PREFILL_ROWS similar lengths run apart, each padded to its own longest, and their
-    caches are joined (left-padded with zeros, masked) into one, when the cache is plain
-    per-layer keys and values; otherwise the whole batch runs as one group."""
-    input_ids, mask = pad_left(ids, pad_id)  # (B, T)
-    input_ids, mask = input_ids.to(device), mask.to(device)
-    width = input_ids.shape[1]
-    groups = [range(s, min(s + PREFILL_ROWS, len(ids))) for s in range(0, len(ids), PREFILL_ROWS)]
-    cache = DynamicCache(config=model.config)
-    if len(groups) == 1 or not all(type(layer).__name__ == "DynamicLayer" for layer in cache.layers):
-        groups = [range(len(ids))]
-    logits, parts = [], []
-    for group in groups:
-        w = max(len(ids[i]) for i in group)
-        part = DynamicCache(config=model.config) if len(groups) > 1 else cache
-        m = mask[group.start : group.stop, width - w :]
-        out = model(input_ids=input_ids[group.start : group.stop, width - w :], attention_mask=m,
-                    position_ids=(m.cumsum(-1) - 1).clamp(min=0), past_key_values=part, use_cache=True,
+    With a plain cache, the prompts' common prefix (a chat template's system turn, a shared
+    instruction) runs once, and the rest in groups of PREFILL_ROWS, each padded to its own longest;
+    the caches are joined into one laid out as [prefix | padding | rest of the prompt], the
+    padding masked. Otherwise one left-padded pass over the whole batch."""
+    if not plain_cache(model):
+        input_ids, mask = (t.to(device) for t in pad_left(ids, pad_id))
+        cache = DynamicCache(config=model.config)
+        out = model(input_ids=input_ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+                    past_key_values=cache, use_cache=True, logits_to_keep=1)
+        return out.logits[:, -1].float(), cache, mask
+    shared = len(os.path.commonprefix([list(x) for x in ids]))
+    shared = min(shared, min(len(x) for x in ids) - 1)  # every row keeps a token whose logits come out
+    prefix: list[tuple[torch.Tensor, torch.Tensor]] = []  # per layer: keys, values (1, h, shared, d)
+    if shared > 0:
+        cache = DynamicCache(config=model.config)
+        model(input_ids=torch.tensor([ids[0][:shared]], device=device), past_key_values=cache, use_cache=True,
+              logits_to_keep=1)
+        prefix = [(layer.keys, layer.values) for layer in cache.layers]
+    rest, rest_mask = (t.to(device) for t in pad_left([x[shared:] for x in ids], pad_id))  # (B, W)
+    width = rest.shape[1]
+    logits: list[torch.Tensor] = []
+    keys: list[list[torch.Tensor]] = []  # per layer, per group
+    values: list[list[torch.Tensor]] = []
+    for start in range(0, len(ids), PREFILL_ROWS):
+        rows = slice(start, min(start + PREFILL_ROWS, len(ids)))
+        w = int(rest_mask[rows].sum(-1).max())
+        m = rest_mask[rows, width - w :]  # (b, w)
+        part = DynamicCache(config=model.config)
+        for i, (k, v) in enumerate(prefix):
+            part.update(k.expand(len(m), -1, -1, -1), v.expand(len(m), -1, -1, -1), i)
+        out = model(input_ids=rest[rows, width - w :], attention_mask=torch.cat([m.new_ones(len(m), shared), m], 1),
+                    position_ids=shared + (m.cumsum(-1) - 1).clamp(min=0), past_key_values=part, use_cache=True,
                     logits_to_keep=1)
         logits.append(out.logits[:, -1].float())
-        parts.append((part, width - w))
-    if len(groups) > 1:
-        for i in range(len(cache.layers)):
-            keys = [torch.nn.functional.pad(p.layers[i].keys, (0, 0, pad, 0)) for p, pad in parts]  # (b, h, T, d)
-            values = [torch.nn.functional.pad(p.layers[i].values, (0, 0, pad, 0)) for p, pad in parts]
-            cache.update(torch.cat(keys), torch.cat(values), i)
+        if not keys:
+            keys, values = [[] for _ in part.layers], [[] for _ in part.layers]
+        for i, layer in enumerate(part.layers):  # (b, h, shared + w, d) -> (b, h, shared + width, d)
+            for joined, t in ((keys[i], layer.keys), (values[i], layer.values)):
+                joined.append(torch.cat([t[:, :, :shared], gap(t, width - w), t[:, :, shared:]], 2))
+    cache = DynamicCache(config=model.config)
+    for i in range(len(keys)):
+        cache.update(torch.cat(keys[i]), torch.cat(values[i]), i)
+    mask = torch.cat([rest_mask.new_ones(len(ids), shared), rest_mask], 1)
     return torch.cat(logits), cache, mask
+
+
+def gap(t: torch.Tensor, n: int) -> torch.Tensor:
+    """n masked (zero) cache positions for the rows of t (b, h, T, d)."""
+    return t.new_zeros(t.shape[0], t.shape[1], n, t.shape[3])
 
 
 def decode(
