@@ -350,7 +350,7 @@ def main() -> None:
           f"{timed_tokens / sum(timer.inner[w:]):.0f} tok/s from on_step_begin)")
     print(f"  ratio ours/TRL: {ratio:.2f}  (median of per-step ratios {ratio_median:.2f}; best steps: "
           f"{mine['tokens_per_s_best_step'] / theirs['tokens_per_s_best_step']:.2f})")
-    print(f"  forward+backward: ours {sum(mine['fwd_bwd_s']):.2f} s (collate included), "
+    print(f"  forward+backward: ours {sum(mine['fwd_bwd_s']):.2f} s (pack included), "
           f"TRL {sum(theirs['fwd_bwd_s']):.2f} s (training_step)")
     print(f"  first-step loss: ours {ours.losses[0]:.5f}, TRL {trl_losses[0]:.5f}")
     print(f"  ours achieved {flops_all / 1e9:.1f} GFLOP/s (6N, N={n_params / 1e6:.1f}M all params), "
