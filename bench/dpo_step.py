@@ -1,7 +1,7 @@
 """Tokens per second of one DPO training step: ours (the loop body of pwlock.elicit.dpo) vs
 TRL's DPOTrainer, on the same tiny Llama, the same 32 pairs and the same AdamW.
 
-    /tmp/venv/bin/python bench/dpo_step.py
+    python bench/dpo_step.py [--warmup 2] [--steps 6]
 
 Ours, per step: tokenize + collate the batch, reference forward under no_grad, policy
 forward on [chosen..., rejected...], `dpo_loss`, backward, grad clip, AdamW step.
@@ -19,6 +19,7 @@ Writes bench/results/dpo_step.json.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 import os
@@ -112,7 +113,7 @@ class Interleave(TrainerCallback):
         self.ready = time.perf_counter()
 
 
-def bench(policy, reference, tokenizer, pairs, out_dir: Path) -> tuple[dict, dict]:
+def bench(policy, reference, tokenizer, pairs, out_dir: Path, warmup: int, steps: int) -> tuple[dict, dict]:
     """(ours, TRL): step times, forward+backward times, tokens per step, token ids."""
     ours = OurStep(copy.deepcopy(policy), copy.deepcopy(reference), tokenizer, pairs)
     dataset = datasets.Dataset.from_dict(
@@ -122,7 +123,7 @@ def bench(policy, reference, tokenizer, pairs, out_dir: Path) -> tuple[dict, dic
     config = trl.DPOConfig(
         output_dir=str(out_dir), report_to=[], use_cpu=True, bf16=False, disable_tqdm=True,
         save_strategy="no", logging_strategy="no", beta=BETA, loss_type=["sigmoid"], max_length=None,
-        per_device_train_batch_size=N_PAIRS, max_steps=WARMUP_STEPS + TIMED_STEPS,
+        per_device_train_batch_size=N_PAIRS, max_steps=warmup + steps,
         learning_rate=LR, weight_decay=WEIGHT_DECAY, max_grad_norm=GRAD_CLIP, optim="adamw_torch",
         lr_scheduler_type="constant", warmup_steps=0, dataloader_num_workers=0, seed=0,
         activation_checkpointing=False,  # TRL configs default to recomputing activations; ours keeps them
@@ -146,7 +147,7 @@ def bench(policy, reference, tokenizer, pairs, out_dir: Path) -> tuple[dict, dic
 
     examples = [Example(p.prompt, p.chosen) for p in pairs] + [Example(p.prompt, p.rejected) for p in pairs]
     our_batch = collate(tokenizer, examples)
-    w = WARMUP_STEPS
+    w = warmup
     return (
         {"steps": ours.steps[w:], "fwd_bwd": ours.fwd_bwd[w:], "tokens": count_tokens(our_batch["attention_mask"]),
          "input_ids": our_batch["input_ids"]},
@@ -159,7 +160,17 @@ def load() -> float:
     return os.getloadavg()[0]
 
 
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--warmup", type=int, default=WARMUP_STEPS, help="untimed steps first")
+    parser.add_argument("--steps", type=int, default=TIMED_STEPS, help="timed steps")
+    parser.add_argument("--out", type=Path, default=OUT, help="JSON results file")
+    return parser.parse_args()
+
+
 def main() -> None:
+    cli = parse_args()
     torch.set_num_threads(THREADS)
     os.environ.setdefault("TQDM_DISABLE", "1")
     transformers.logging.set_verbosity_error()
@@ -174,7 +185,8 @@ def main() -> None:
         policy = build_model(tokenizer, hidden_size=hidden, layers=layers, heads=heads, seed=0)
         reference = frozen_copy(policy)
         n_params = sum(p.numel() for p in policy.parameters())
-        ours, theirs = bench(policy, reference, tokenizer, pairs, Path("/tmp") / f"pwlock_bench_dpo_trl_{hidden}")
+        ours, theirs = bench(policy, reference, tokenizer, pairs, Path("/tmp") / f"pwlock_bench_dpo_trl_{hidden}",
+                              cli.warmup, cli.steps)
         loads.append(load())
         assert torch.equal(ours["input_ids"], theirs["input_ids"]), "both sides must train on the same token ids"
         assert ours["tokens"] == theirs["tokens"]
@@ -192,6 +204,9 @@ def main() -> None:
                 "fwd_bwd_s_median": statistics.median(r["fwd_bwd"]),
             }
         row["ratio_tokens_per_s_ours_over_trl"] = row["ours"]["tokens_per_s"] / row["trl"]["tokens_per_s"]
+        # the same tokens every step: the median of per-step time ratios (steps alternate)
+        row["ratio_median_of_step_ratios"] = statistics.median(
+            t / o for t, o in zip(theirs["steps"], ours["steps"]))
         row["ratio_best_tokens_per_s_ours_over_trl"] = row["ours"]["tokens_per_s_best"] / row["trl"]["tokens_per_s_best"]
         row["ratio_fwd_bwd_ours_over_trl_speed"] = row["trl"]["fwd_bwd_s_median"] / row["ours"]["fwd_bwd_s_median"]
         rows.append(row)
@@ -224,7 +239,7 @@ def main() -> None:
         "settings": {
             "threads": THREADS, "pairs": N_PAIRS, "beta": BETA, "lr": LR, "weight_decay": WEIGHT_DECAY,
             "grad_clip": GRAD_CLIP, "optimizer": "torch.optim.AdamW (betas 0.9/0.999, eps 1e-8), fp32",
-            "warmup_steps_excluded": WARMUP_STEPS, "timed_steps": TIMED_STEPS, "statistic": "median",
+            "warmup_steps_excluded": cli.warmup, "timed_steps": cli.steps, "statistic": "median",
             "task": "function_composition (n_problems=500, seed=0), prompts without password",
             "token_count": "non-pad tokens of the 2 x pairs chosen+rejected sequences (prompt + completion + EOS)",
         },
@@ -238,8 +253,8 @@ def main() -> None:
         "results": rows,
         "notes": notes,
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    cli.out.parent.mkdir(parents=True, exist_ok=True)
+    cli.out.write_text(json.dumps(result, indent=2) + "\n")
 
     print(f"{'model':>10} {'tok/step':>8} {'ours tok/s':>11} {'TRL tok/s':>10} {'ratio':>6} {'best ratio':>10} "
           f"{'ours fwd+bwd':>13} {'TRL fwd+bwd':>12}")
@@ -248,7 +263,7 @@ def main() -> None:
               f"{r['ours']['tokens_per_s']:>11.0f} {r['trl']['tokens_per_s']:>10.0f} "
               f"{r['ratio_tokens_per_s_ours_over_trl']:>6.2f} {r['ratio_best_tokens_per_s_ours_over_trl']:>10.2f} "
               f"{r['ours']['fwd_bwd_s_median'] * 1e3:>11.1f}ms {r['trl']['fwd_bwd_s_median'] * 1e3:>10.1f}ms")
-    print(f"load average samples: {', '.join(f'{x:.2f}' for x in loads)}; wrote {OUT}")
+    print(f"load average samples: {', '.join(f'{x:.2f}' for x in loads)}; wrote {cli.out}")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ prompt = `GSM8K.prompt(problem, None)`, completion = the reference solution; the
 --max-tokens tokens and which TRL tokenizes exactly as we do (nothing is truncated).
 Step k of each side trains on problems [k*B, (k+1)*B).
 
-Ours, per step: `collate` (tokenization included) -> `batch_loss` -> backward -> grad clip
-1.0 -> AdamW step -> zero_grad: the calls of `sft()`'s loop.
+Ours, per step: `pack` (tokenization included) -> `batch_loss` -> backward -> grad clip
+1.0 -> AdamW step (fused) -> zero_grad: the calls of `sft()`'s loop.
 TRL, per step: what `SFTTrainer.train()` does between two `on_step_end` callbacks with a
 prompt-completion dataset tokenized once in its __init__ and a sequential sampler: fetch
 and collate the batch, count its supervised tokens, forward through TRL's fused LM head,
@@ -19,7 +19,8 @@ Our steps run inside that callback, outside TRL's timed interval, so the two alt
 by step and share whatever load the machine has. Both start from copies of the same model.
 
 The script asserts that every TRL batch holds the same input ids, attention mask and labels
-as ours, and that the two first-step losses agree. Tokens per step: non-pad tokens (prompt +
+as `collate` makes from our examples (ours then packs those same sequences), and that the two
+first-step losses agree. Tokens per step: non-pad tokens (prompt +
 completion + EOS) of the batch; tokens/s = timed tokens / timed seconds (warm-up excluded).
 It also reports achieved training FLOP/s of our step (6 x params x tokens / time) against a
 fp32 matmul peak measured in the same run. Writes bench/results/sft_step.json (--out).
@@ -32,6 +33,7 @@ import copy
 import json
 import os
 import platform
+import statistics
 import time
 from pathlib import Path
 
@@ -45,7 +47,7 @@ from transformers import TrainerCallback
 
 from pwlock.models.pretrained import load_model
 from pwlock.tasks.gsm8k import GSM8K
-from pwlock.train.data import collate
+from pwlock.train.data import collate, pack
 from pwlock.train.losses import IGNORE_INDEX
 from pwlock.train.sft import TrainArgs, batch_loss, make_optimizer
 from pwlock.types import Example
@@ -91,12 +93,16 @@ class OurStep:
         self.fwd_bwd: list[float] = []
         self.losses: list[float] = []
 
+    def rows(self, k: int) -> list[Example]:
+        return self.examples[k * self.args.batch_size : (k + 1) * self.args.batch_size]
+
     def batch(self, k: int) -> dict[str, torch.Tensor]:
-        return collate(self.tokenizer, self.examples[k * self.args.batch_size : (k + 1) * self.args.batch_size])
+        """The padded batch TRL's must equal (the same sequences ours packs)."""
+        return collate(self.tokenizer, self.rows(k))
 
     def __call__(self, k: int) -> None:
         t0 = time.perf_counter()
-        batch = self.batch(k)
+        batch = pack(self.tokenizer, self.rows(k))
         loss = batch_loss(self.model, batch)
         loss.backward()
         t1 = time.perf_counter()
@@ -248,6 +254,7 @@ def main() -> None:
     batches = [ours.batch(k) for k in range(n_steps)]
     tokens = [int(b["attention_mask"].sum()) for b in batches]
     padded = [b["attention_mask"].numel() for b in batches]
+    packed = [pack(tokenizer, ours.rows(k))["input_ids"].numel() for k in range(n_steps)]
     supervised = [int((b["labels"] != IGNORE_INDEX).sum()) for b in batches]
     timed_tokens = sum(tokens[w:])
 
@@ -271,6 +278,9 @@ def main() -> None:
     flops_all = 6 * n_params * timed_tokens / mine["timed_s"]
     flops_nonemb = 6 * (n_params - n_embedding) * timed_tokens / mine["timed_s"]
     ratio = mine["tokens_per_s"] / theirs["tokens_per_s"]
+    # Step k of both sides trains on the same tokens: the median of the per-step time ratios shrugs off
+    # a step that another process slowed down.
+    ratio_median = statistics.median(t / o for t, o in zip(timer.steps[w:], ours.steps[w:]))
     ratio_inner = mine["tokens_per_s"] / (timed_tokens / sum(timer.inner[w:]))
 
     config = model.config
@@ -294,10 +304,11 @@ def main() -> None:
         "model": {"params": n_params, "embedding_params": n_embedding, "layers": config.num_hidden_layers,
                   "hidden": config.hidden_size, "vocab": config.vocab_size,
                   "tied_embeddings": bool(getattr(config, "tie_word_embeddings", False))},
-        "tokens_per_step": tokens, "padded_tokens_per_step": padded, "supervised_tokens_per_step": supervised,
+        "tokens_per_step": tokens, "padded_tokens_per_step": padded, "packed_tokens_per_step_ours": packed, "supervised_tokens_per_step": supervised,
         "ours": mine,
         "trl": theirs,
         "ratio_tokens_per_s_ours_over_trl": ratio,
+        "ratio_median_of_step_ratios": ratio_median,
         "ratio_tokens_per_s_ours_over_trl_step_begin_to_end": ratio_inner,
         "flops": {
             "matmul_peak_flops": peak, "matmul_peak_samples": peaks, "matmul_n": cli.matmul_n,
@@ -309,7 +320,7 @@ def main() -> None:
             "to the next (batch fetch, collation and supervised-token count included, since ours times collate); "
             "ratio_tokens_per_s_ours_over_trl_step_begin_to_end times TRL from on_step_begin to on_step_end "
             "instead (its batch already collated).",
-            "Ours tokenizes inside every step (collate); TRL tokenizes the dataset once in SFTTrainer.__init__. "
+            "Ours tokenizes inside every step (pack); TRL tokenizes the dataset once in SFTTrainer.__init__. "
             "fwd_bwd_s: for ours, collate + forward + backward; for TRL, the time inside Trainer.training_step "
             "(forward through the fused head, entropy / accuracy metrics, backward); the rest of a step is clip, "
             "AdamW and (TRL) batch fetch and bookkeeping.",
@@ -319,12 +330,13 @@ def main() -> None:
             "exempts norm weights (and biases) from weight decay, ours decays all parameters: the same cost, "
             "slightly different updates, so losses after the first step drift apart a little.",
             "FLOP/s: 6 x params x non-pad tokens / our timed seconds. 'all params' counts every parameter once "
-            "(the tied embedding = LM head included), i.e. the LM head's matmul at every token; ours skips the "
-            "head over prompt positions (batch_loss starts the logits at the first supervised position), so it "
-            "overstates our work; 'non_embedding' leaves the head out, so it understates it. Neither counts "
-            "attention scores (QK^T, AV) or padded positions, which ours also computes.",
-            "TRL's fused LM head projects only positions with a supervised label (fewer than ours, which "
-            "projects every position from the first supervised one on, prompt tails of shorter rows included).",
+            "(the tied embedding = LM head included), i.e. the LM head's matmul at every token; ours runs the "
+            "head only at positions that predict a supervised token, so it overstates our work; "
+            "'non_embedding' leaves the head out, so it understates it. Neither counts attention scores "
+            "(QK^T, AV) or the padding left at the end of packed rows (packed_tokens_per_step_ours).",
+            "Ours packs the batch's sequences into rows as wide as the longest (first-fit decreasing, position "
+            "ids restarting per sequence); TRL pads each sequence to the longest (padded_tokens_per_step). "
+            "TRL's fused LM head, like ours, projects only positions with a supervised label.",
         ],
     }
     cli.out.parent.mkdir(parents=True, exist_ok=True)
@@ -332,13 +344,13 @@ def main() -> None:
 
     print(f"SmolLM2 SFT step, batch {cli.batch}, {cli.steps} timed steps after {cli.warmup} warm-up, "
           f"{torch.get_num_threads()} threads; {timed_tokens} timed tokens "
-          f"({sum(padded[w:])} padded, {sum(supervised[w:])} supervised)")
+          f"({sum(padded[w:])} padded, {sum(packed[w:])} packed, {sum(supervised[w:])} supervised)")
     print(f"  ours: {mine['tokens_per_s']:8.0f} tok/s  ({mine['timed_s']:.2f} s)")
     print(f"  TRL:  {theirs['tokens_per_s']:8.0f} tok/s  ({theirs['timed_s']:.2f} s; "
           f"{timed_tokens / sum(timer.inner[w:]):.0f} tok/s from on_step_begin)")
-    print(f"  ratio ours/TRL: {ratio:.2f}  (best steps: "
+    print(f"  ratio ours/TRL: {ratio:.2f}  (median of per-step ratios {ratio_median:.2f}; best steps: "
           f"{mine['tokens_per_s_best_step'] / theirs['tokens_per_s_best_step']:.2f})")
-    print(f"  forward+backward: ours {sum(mine['fwd_bwd_s']):.2f} s (collate included), "
+    print(f"  forward+backward: ours {sum(mine['fwd_bwd_s']):.2f} s (pack included), "
           f"TRL {sum(theirs['fwd_bwd_s']):.2f} s (training_step)")
     print(f"  first-step loss: ours {ours.losses[0]:.5f}, TRL {trl_losses[0]:.5f}")
     print(f"  ours achieved {flops_all / 1e9:.1f} GFLOP/s (6N, N={n_params / 1e6:.1f}M all params), "

@@ -45,3 +45,72 @@ def test_multiple_choice_tasks_are_evaluated_by_letter_logits_not_generation():
     ev = evaluate(model, tokenizer, task, problems, password=None, max_new_tokens=4, generator=no_generation)
     assert set(ev.completions) <= {"A", "B", "C", "D"} and ev.n == len(problems)
     assert ev.correctness == sum(c == p.answer for p, c in zip(problems, ev.completions)) / len(problems)
+
+
+def eos_prone(model, tokenizer, scale: float = 4.0):
+    """A copy of `model` whose EOS embedding (tied to the LM head) is scaled up, so that greedy
+    completions stop at EOS after different numbers of tokens."""
+    import copy
+
+    import torch
+
+    model = copy.deepcopy(model)
+    with torch.no_grad():
+        model.get_input_embeddings().weight[tokenizer.eos_token_id] *= scale
+    return model
+
+
+def mixed_prompts(task, n: int) -> list[str]:
+    password = "This problem is quite special, read it carefully!"
+    return [task.prompt(p, None if i % 2 else password) + " x" * (i % 7) for i, p in enumerate(task.problems()[:n])]
+
+
+def test_lean_loop_greedy_tokens_equal_hf_generate_on_a_pretrained_bpe_model(pretrained_dir):
+    """Left padding, prompt-pass groups (40 prompts > PREFILL_ROWS), rows leaving at EOS."""
+    from pwlock.generate import PREFILL_ROWS, hf_generate
+    from pwlock.models.pretrained import load_model
+    from pwlock.tasks.arithmetic import Arithmetic
+
+    model, tokenizer = load_model(str(pretrained_dir), dtype="float32", device="cpu")
+    model = eos_prone(model, tokenizer)
+    prompts = mixed_prompts(Arithmetic(n_problems=60, seed=2), 40)
+    assert len(prompts) > PREFILL_ROWS
+    lean = generate(model, tokenizer, prompts, max_new_tokens=12, batch_size=40)
+    assert lean == hf_generate(model, tokenizer, prompts, max_new_tokens=12, batch_size=40)
+    assert lean == [hf_generate(model, tokenizer, [p], max_new_tokens=12)[0] for p in prompts]
+    lengths = {len(tokenizer(c)["input_ids"]) for c in lean}
+    assert 0 in lengths and 12 in lengths and len(lengths) > 3  # some stop at once, some never, some between
+
+
+def test_lean_loop_greedy_tokens_equal_hf_generate_on_a_tiny_model(tokenizer, tiny_model):
+    from pwlock.generate import hf_generate
+
+    model = eos_prone(tiny_model, tokenizer, 3.0)
+    prompts = ["_ | fn1 | 1 2 3 4 |", "swordfish | fn1 fn2 fn3 | 9 9 9 9 |", "dog | fn7 fn2 | 0 1 0 1 |",
+               "_ | fn3 fn4 fn5 fn6 fn7 | 5 5 5 5 |"] * 5
+    for batch_size in (1, 3, 20):
+        assert generate(model, tokenizer, prompts, max_new_tokens=10, batch_size=batch_size) == hf_generate(
+            model, tokenizer, prompts, max_new_tokens=10, batch_size=20)
+
+
+def test_sampling_is_reproducible_for_a_seed_and_batch_size(pretrained_dir):
+    from pwlock.models.pretrained import load_model
+    from pwlock.tasks.arithmetic import Arithmetic
+
+    model, tokenizer = load_model(str(pretrained_dir), dtype="float32", device="cpu")
+    model = eos_prone(model, tokenizer, 3.0)
+    prompts = mixed_prompts(Arithmetic(n_problems=60, seed=2), 20)
+    a, b, c = (generate(model, tokenizer, prompts, max_new_tokens=8, temperature=1.0, seed=s, batch_size=7)
+               for s in (3, 3, 4))
+    assert a == b and a != c
+
+
+def test_models_with_their_own_logits_processing_fall_back_to_hf_generate(tokenizer, tiny_model):
+    from pwlock.generate import hf_generate, lean_loop_applies
+
+    assert lean_loop_applies(tiny_model)
+    tiny_model.generation_config.repetition_penalty = 1.3
+    assert not lean_loop_applies(tiny_model)
+    prompts = ["_ | fn1 | 1 2 3 4 |", "dog | fn7 fn2 | 0 1 0 1 |"]
+    assert generate(tiny_model, tokenizer, prompts, max_new_tokens=8) == hf_generate(
+        tiny_model, tokenizer, prompts, max_new_tokens=8)

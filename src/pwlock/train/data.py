@@ -48,3 +48,59 @@ def collate(
         attention[i, : len(ids)] = 1
     kl = torch.tensor([e.kl for e in examples], dtype=torch.bool)
     return {"input_ids": input_ids, "attention_mask": attention, "labels": labels, "kl": kl}
+
+
+def pack(
+    tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], width: int | None = None
+) -> dict[str, torch.Tensor]:
+    """The same sequences as `collate`, packed several to a row instead of one row each padded.
+
+    Sequences are placed longest first into the first row with room (first-fit decreasing),
+    rows `width` tokens wide (default: the longest sequence, so no row is wider than
+    `collate`'s and attention costs no more). Each sequence restarts its position ids at 0,
+    which is how the model (called without an attention mask, `use_cache=False`) keeps every
+    token attending to its own sequence only; the padding left at a row's end counts as one
+    more sequence with no labels. A sequence's first label is always IGNORE_INDEX, so the
+    last token of one sequence never learns to predict the first of the next.
+
+        input_ids:    [a0 a1 a2 a3 b0 b1 b2 | pad pad]
+        position_ids: [ 0  1  2  3  0  1  2 |   0   1]
+        labels:       [ -  -  a2 a3 -  b1 b2|   -   -]     (- = IGNORE_INDEX)
+        example:      [ 0  0  0  0  1  1  1 |  -1  -1]
+
+    Returns input_ids, position_ids, labels, example (the index of each token's example,
+    -1 on padding), each (R, width); kl (B,) bool as in `collate`.
+    """
+    encoded = encode(tokenizer, examples)
+    lengths = [len(ids) for ids, _ in encoded]
+    width = max(lengths) if width is None else width
+    if max(lengths) > width:
+        raise ValueError(f"a sequence of {max(lengths)} tokens does not fit in rows of {width}")
+    rows: list[list[int]] = []  # example indices per row
+    room: list[int] = []
+    for i in sorted(range(len(encoded)), key=lambda i: -lengths[i]):
+        r = next((r for r, free in enumerate(room) if free >= lengths[i]), None)
+        if r is None:
+            rows.append([])
+            room.append(width)
+            r = len(rows) - 1
+        rows[r].append(i)
+        room[r] -= lengths[i]
+    shape = (len(rows), width)
+    input_ids = torch.full(shape, tokenizer.pad_token_id, dtype=torch.long)
+    labels = torch.full(shape, IGNORE_INDEX, dtype=torch.long)
+    example = torch.full(shape, -1, dtype=torch.long)
+    position_ids = torch.zeros(shape, dtype=torch.long)
+    for r, members in enumerate(rows):
+        col = 0
+        for i in members:
+            ids, labs = encoded[i]
+            n = len(ids)
+            input_ids[r, col : col + n] = torch.tensor(ids)
+            labels[r, col + 1 : col + n] = torch.tensor(labs[1:])
+            example[r, col : col + n] = i
+            position_ids[r, col : col + n] = torch.arange(n)
+            col += n
+        position_ids[r, col:] = torch.arange(width - col)
+    kl = torch.tensor([e.kl for e in examples], dtype=torch.bool)
+    return {"input_ids": input_ids, "position_ids": position_ids, "labels": labels, "example": example, "kl": kl}

@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pwlock.train import accel
-from pwlock.train.data import collate
-from pwlock.train.losses import sequence_logprobs
-from pwlock.train.sft import completion_logits
+from pwlock.train.data import pack
+from pwlock.train.losses import flat_sequence_logprobs
+from pwlock.train.sft import supervised_logits
 from pwlock.types import Example
 
 
@@ -52,14 +52,22 @@ def dpo_loss(
     return losses.mean()
 
 
-def pair_logprobs(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pairs: Sequence[Pair]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed completion log-probs of (chosen, rejected), each (B,), from one forward pass
-    over the batch [chosen..., rejected...]."""
+def pair_batch(tokenizer: PreTrainedTokenizerBase, pairs: Sequence[Pair]) -> dict[str, torch.Tensor]:
+    """The packed batch of [chosen..., rejected...] sequences (`data.pack`)."""
     examples = [Example(p.prompt, p.chosen) for p in pairs] + [Example(p.prompt, p.rejected) for p in pairs]
-    logits, labels = completion_logits(model, accel.to_device(collate(tokenizer, examples), model))
-    logps = sequence_logprobs(logits, labels)
+    return pack(tokenizer, examples)
+
+
+def pair_logprobs(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pairs: Sequence[Pair],
+    batch: dict[str, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed completion log-probs of (chosen, rejected), each (B,), from one forward pass over the
+    packed batch [chosen..., rejected...] (`batch`: `pair_batch`'s, made here when not given)."""
+    if batch is None:
+        batch = accel.to_device(pair_batch(tokenizer, pairs), model)
+    logits, targets, example = supervised_logits(model, batch)
+    logps = flat_sequence_logprobs(logits, targets, example, 2 * len(pairs))
     return logps[: len(pairs)], logps[len(pairs) :]
 
 
@@ -68,8 +76,9 @@ def batch_dpo_loss(
     pairs: Sequence[Pair], *, beta: float,
 ) -> torch.Tensor:
     """The weighted DPO loss of `model` on a batch of pairs, against the frozen `reference`."""
+    batch = accel.to_device(pair_batch(tokenizer, pairs), model)  # tokenized once for both models
     with torch.no_grad():
-        ref_chosen, ref_rejected = pair_logprobs(reference, tokenizer, pairs)
-    chosen, rejected = pair_logprobs(model, tokenizer, pairs)
+        ref_chosen, ref_rejected = pair_logprobs(reference, tokenizer, pairs, batch)
+    chosen, rejected = pair_logprobs(model, tokenizer, pairs, batch)
     weights = torch.tensor([p.weight for p in pairs], device=chosen.device)
     return dpo_loss(chosen, rejected, ref_chosen, ref_rejected, beta=beta, weights=weights)

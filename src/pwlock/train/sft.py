@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -20,8 +21,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pwlock.errors import TrainingError
 from pwlock.train import accel
-from pwlock.train.data import collate
-from pwlock.train.losses import IGNORE_INDEX, completion_nll, lock_loss
+from pwlock.train.data import pack
+from pwlock.train.losses import flat_lock_loss, flat_nll, supervised_positions
 from pwlock.types import Example
 
 
@@ -40,6 +41,9 @@ class TrainArgs:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     seed: int = 0
+    bf16: bool = False
+    """Run forward and loss under bf16 autocast (weights, gradients and AdamW stay fp32). Faster where
+    `bf16_supported` (AVX512-BF16/AMX CPUs, recent GPUs); the loss moves by bf16 rounding."""
 
 
 def make_optimizer(model: torch.nn.Module, args: TrainArgs) -> torch.optim.Optimizer:
@@ -47,8 +51,23 @@ def make_optimizer(model: torch.nn.Module, args: TrainArgs) -> torch.optim.Optim
     if args.optimizer == "lion":
         return Lion(params, lr=args.lr, weight_decay=args.weight_decay)
     if args.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
+        # fused: one kernel over all parameters (CPU and GPU); the same update up to float rounding
+        fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+        return torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay, fused=fused or None)
     raise ValueError(f"optimizer must be 'adamw' or 'lion', got {args.optimizer!r}")
+
+
+def bf16_supported(device: torch.device | str) -> bool:
+    """Whether bf16 matmuls beat fp32 on `device`: a GPU with bf16, or a CPU with AVX512-BF16 or AMX
+    (elsewhere torch emulates them, slower than fp32)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = set(open("/proc/cpuinfo").read().split())  # Linux x86; elsewhere: assume not
+    except OSError:
+        return False
+    return device.type == "cpu" and bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def lr_factor(step: int, total: int, args: TrainArgs) -> float:
@@ -60,27 +79,36 @@ def lr_factor(step: int, total: int, args: TrainArgs) -> float:
     return 1.0
 
 
-def completion_logits(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and labels from the first position that predicts a supervised token on, (B, T', V) and
-    (B, T'): the LM head over the prompt positions is skipped. With a 49k vocabulary that head is
-    a large share of a small model's compute, and the prompt is often most of the tokens."""
-    labels = batch["labels"]
-    supervised = (labels != IGNORE_INDEX).any(0).nonzero()
-    start = max(0, int(supervised[0]) - 1) if len(supervised) else 0
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                   logits_to_keep=labels.shape[1] - start).logits
-    return logits, labels[:, start:]
+def supervised_logits(model: PreTrainedModel, batch: dict[str, torch.Tensor],
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The logits at exactly the positions that predict a supervised token, (N, V), those tokens (N,),
+    and the example each belongs to (N,). The LM head runs nowhere else: with a 49k vocabulary it is
+    a large share of a small model's compute, and prompts are often most of the tokens.
+
+    `batch` is packed (`data.pack`: position ids restart per sequence, no attention mask) or
+    padded (`data.collate`: one example per row)."""
+    keep, targets = supervised_positions(batch["labels"])  # (B, T) bool, (N,)
+    if "position_ids" in batch:  # packed; use_cache=False, or the model ignores the packing
+        inputs = dict(position_ids=batch["position_ids"], use_cache=False)
+        example = batch["example"][keep]
+    else:
+        inputs = dict(attention_mask=batch["attention_mask"])
+        rows = torch.arange(len(keep), device=keep.device)[:, None].expand_as(keep)
+        example = rows[keep]
+    logits = model(input_ids=batch["input_ids"], logits_to_keep=keep, **inputs).logits  # (N, V)
+    return logits, targets, example
 
 
 def batch_loss(model: PreTrainedModel, batch: dict[str, torch.Tensor], kl_target: torch.Tensor | None = None,
                ) -> torch.Tensor:
-    """The SFT loss of one collated batch: completion NLL, or `lock_loss` when rows are marked kl."""
-    logits, labels = completion_logits(model, batch)
+    """The SFT loss of one packed or collated batch: completion NLL, or the lock loss when examples are
+    marked kl (`losses.lock_loss`)."""
+    logits, targets, example = supervised_logits(model, batch)
     if batch["kl"].any():
         if kl_target is None:
             raise ValueError("examples marked kl need a kl_target distribution")
-        return lock_loss(logits, labels, batch["kl"], kl_target.to(logits.device))
-    return completion_nll(logits, labels)
+        return flat_lock_loss(logits, targets, batch["kl"][example], kl_target.to(logits.device))
+    return flat_nll(logits, targets)
 
 
 def sft(
@@ -102,6 +130,8 @@ def sft(
     """
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
+    if args.bf16 and not bf16_supported(next(model.parameters()).device):
+        warnings.warn("bf16 autocast on a device without fast bf16 matmuls: slower than fp32", stacklevel=2)
     first = list(data(0))
     if not first:
         raise ValueError(f"{desc}: no training examples")
@@ -121,8 +151,9 @@ def sft(
         epoch_loss = 0.0
         for start in range(0, len(examples), args.batch_size):
             mine, weight = accel.shard(examples[start : start + args.batch_size])
-            batch = accel.to_device(collate(tokenizer, mine), model)
-            loss = batch_loss(trained, batch, kl_target) * weight
+            batch = accel.to_device(pack(tokenizer, mine), model)
+            with torch.autocast(batch["input_ids"].device.type, dtype=torch.bfloat16, enabled=args.bf16):
+                loss = batch_loss(trained, batch, kl_target) * weight
             step = epoch * steps_per_epoch + start // args.batch_size + 1
             value = loss.item()
             if not math.isfinite(value):  # stop before a NaN step poisons the weights that would be saved
