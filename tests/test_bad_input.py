@@ -468,3 +468,13 @@ if __name__ == "__main__":  # the tally of CASES against whichever pwlock is on 
             last = [line for line in err.strip().splitlines() if line.strip()][-1:] or [""]
             print(f"{case.id:32s} {outcome:9s} {last[0][:150]}", flush=True)
     print(dict(tally), "of", len(CASES))
+
+
+def test_threads_beyond_the_cores_are_clamped_with_a_warning(monkeypatch, capsys):
+    from pwlock.experiments import runner
+
+    monkeypatch.setattr(runner.os, "sched_getaffinity", lambda pid: {0, 1})
+    assert runner.usable_threads(2) == 2 and runner.usable_threads(1) == 1
+    assert capsys.readouterr().err == ""
+    assert runner.usable_threads(16) == 2
+    assert "threads=16 but this process has 2 core(s); using 2" in capsys.readouterr().err

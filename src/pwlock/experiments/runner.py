@@ -11,6 +11,7 @@ import contextlib
 import copy
 import functools
 import json
+import os
 import random
 import re
 import sys
@@ -284,6 +285,16 @@ def make_generator(cfg: ExperimentConfig) -> Generator:
     return VLLMGenerator(dtype=dtype)
 
 
+def usable_threads(wanted: int) -> int:
+    """`wanted` torch threads, clamped (with a warning) to the cores this process may run on: more
+    intra-op threads than cores only makes them wait on each other at every parallel region."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if wanted > cores:
+        log(f"warning: threads={wanted} but this process has {cores} core(s); using {cores}")
+        return cores
+    return wanted
+
+
 def run_experiment(cfg: ExperimentConfig, out: Path, cache_dir: Path | None = None, recompute: bool = True) -> float:
     """Run (or resume) `cfg` into `out`, writing `results.jsonl`; returns the wall seconds.
 
@@ -291,7 +302,7 @@ def run_experiment(cfg: ExperimentConfig, out: Path, cache_dir: Path | None = No
     recomputed. A second process on the same `out` is refused (BusyError naming it)."""
     start = time.time()
     if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+        torch.set_num_threads(usable_threads(cfg.threads))
     task = build_task(cfg)
     splits = split_problems(load_problems(cfg, task), cfg.task.split_seed)
     check_runnable(cfg, task, splits)
