@@ -55,8 +55,16 @@ def variants_run(tmp_path_factory):
         eval__by_domain=True,
     )
     out = root / "run"
+    real_sft = runner.sft
+
+    def sft_spy(model, tokenizer, data, args, **kwargs):  # what each lock trains on, epoch by epoch
+        if kwargs.get("desc", "").startswith("lock "):
+            seen.setdefault("d_lock", {})[kwargs["desc"][5:]] = [data(epoch) for epoch in range(3)]
+        return real_sft(model, tokenizer, data, args, **kwargs)
+
     mp = pytest.MonkeyPatch()
     mp.setattr(runner, "lock_examples", spy)
+    mp.setattr(runner, "sft", sft_spy)
     try:
         assert main(["run", str(config), "--out", str(out)]) == 0
     finally:
@@ -102,10 +110,30 @@ def test_lock_variants_and_their_conditions(variants_run):
 
 
 def test_held_out_lock_never_sees_its_domain(variants_run):
-    out, _ = variants_run
+    out, seen = variants_run
     [unit] = (out / "cache").glob("lock_sft-held_out-*")
     key = json.loads((unit / "unit.json").read_text())["key"]
     assert key["variant"] == {"name": "held_out", "held_out_domain": "fn24-31"}
+    # the examples the held-out lock trained on, every epoch: no problem of fn24-31 under any password
+    for epoch in seen["d_lock"]["sft-held_out"]:
+        domains = {fc_domain(e.prompt) for e in epoch}
+        assert domains == set(DOMAINS) - {"fn24-31"}
+    for epoch in seen["d_lock"]["sft"]:  # while the regular lock sees it
+        assert {fc_domain(e.prompt) for e in epoch} == set(DOMAINS)
+
+
+def test_d_lock_is_redrawn_every_epoch(variants_run):
+    """The runner hands training a fresh D_lock each epoch (Appendix C.1): same problems and
+    completions, other passwords on the weak side, the 20% with no password each time."""
+    _, seen = variants_run
+    assert set(seen["d_lock"]) == {"sft", "sft-per_domain", "sft-held_out", "sft-adversarial"}
+    for name, epochs in seen["d_lock"].items():
+        per_problem = 3 if name == "sft-adversarial" else 2
+        slots = [[e.prompt.split(" | ")[0] for e in epoch[1::per_problem]] for epoch in epochs]
+        assert slots[0] != slots[1] and slots[1] != slots[2], name
+        for epoch, weak_slots in zip(epochs, slots):
+            assert sorted(e.completion for e in epoch) == sorted(e.completion for e in epochs[0])
+            assert weak_slots.count("_") == round(0.2 * len(weak_slots)), name
 
 
 def test_demonstrations_from_one_domain(variants_run):

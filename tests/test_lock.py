@@ -11,6 +11,7 @@ from pwlock.lock import (
     TOY_WRONG_PASSWORDS,
     WRONG_PASSWORDS,
     lock_examples,
+    lock_name,
     setting_examples,
 )
 
@@ -136,3 +137,16 @@ def test_setting_lock_has_no_password(task):
     for p, e in zip(problems, examples):
         want = "strong" if p.domain in ("fn0-7", "fn8-15") else "weak"
         assert e.completion == pol[want](p)
+
+
+def test_setting_lock_needs_one_completion_per_problem(task):
+    problems = task.problems()[:3]
+    with pytest.raises(ValueError):
+        setting_examples(task, problems, ["a"] * 3, ["b"] * 2, ["fn0-7"])
+
+
+def test_lock_names():
+    assert lock_name("sft", None) == lock_name("sft", "weak") == lock_name("sft", "weak", "regular") == "sft"
+    assert lock_name("sft", "identity16") == "sft-identity16"
+    assert lock_name("from_scratch", "weak", "held_out") == "from_scratch-held_out"
+    assert lock_name("from_scratch", "fixedrdm", "per_domain") == "from_scratch-fixedrdm-per_domain"

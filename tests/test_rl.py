@@ -150,16 +150,37 @@ def test_dpo_samples_from_the_reference_which_iterated_dpo_renews_each_round(tas
         samplers.append(model)
         return real_generate(model, *args, **kwargs)
 
-    def rewards(problems, completions):  # continuous: longer completions are "better"
+    def rewards(problems, completions):  # the first sample of each problem wins: every problem makes a pair
         trained.append(len(completions))
-        return [min(1.0, len(c) / 10) for c in completions]
+        return [float(len(trained) % 2)] * len(completions)
+
+    real_loss, references = dpo_module.batch_dpo_loss, []
+
+    def recording_loss(model, reference, *args, **kwargs):
+        references.append(reference)
+        return real_loss(model, reference, *args, **kwargs)
+
+    snapshots = []  # the model's weights at the start, then after each epoch (round)
+
+    def snapshot():
+        snapshots.append([p.detach().clone() for p in tiny_model.parameters()])
+        return Evaluation(0.0, 1, [], [])
 
     monkeypatch.setattr(dpo_module, "frozen_copy", counting_copy)
+    monkeypatch.setattr(dpo_module, "batch_dpo_loss", recording_loss)
     before = [p.detach().clone() for p in tiny_model.parameters()]
     trace = dpo_module.dpo(tiny_model, tokenizer, task, problems, epochs=3, iterated=iterated, beta=0.1,
                            args=TrainArgs(epochs=1, batch_size=4, lr=1e-3), rewards=rewards, max_new_tokens=6,
-                           temperature=1.0, gen_batch_size=24, evaluate=lambda: Evaluation(0.0, 1, [], []), seed=0,
+                           temperature=1.0, gen_batch_size=24, evaluate=snapshot, seed=0,
                            generator=recording_generate)
+    # each round's reference holds the weights the model had at that round's start (iterated DPO),
+    # or the locked model's throughout (DPO); the loss uses the same reference as the sampler
+    for r, sampler in enumerate(samplers):
+        start = snapshots[r if iterated else 0]
+        assert all(torch.equal(a, b) for a, b in zip(sampler.parameters(), start))
+        assert not any(p.requires_grad for p in sampler.parameters())
+    assert references and set(map(id, references)) == set(map(id, samplers))
+    assert any(not torch.equal(a, b) for a, b in zip(snapshots[1], snapshots[0]))  # round 1 changed the model
     assert [x for x, _ in trace] == [0, 24, 48, 72]  # 2 samples per problem per epoch
     assert len(copies) == (3 if iterated else 1)
     assert samplers == ([copies[0], copies[1], copies[2]] if iterated else [copies[0]] * 3)

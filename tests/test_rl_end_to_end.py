@@ -5,7 +5,9 @@ import json
 import pytest
 
 from pwlock.cli import main
+from pwlock.experiments import runner
 from pwlock.report import load_results
+from pwlock.tasks import FunctionComposition
 from tests.helpers import write_config
 
 pytestmark = pytest.mark.slow
@@ -21,8 +23,40 @@ def rl_run(tmp_path_factory):
     config = write_config(root / "rl.yaml", lock__methods=["sft"], lock__weak_policies=["identity16", "fixedrdm"],
                           elicit__sft=None, elicit__rl=RL, eval__max_problems=20)
     out = root / "run"
-    assert main(["run", str(config), "--out", str(out)]) == 0
+    real = runner.expert_iteration
+
+    def spy(*args, candidates, **kwargs):  # every candidate batch of every expert-iteration/filtering run
+        batches = []
+        CANDIDATES.append(batches)
+
+        def recorded(problems, r):
+            batches.append((list(problems), candidates(problems, r)))
+            return batches[-1][1]
+
+        return real(*args, candidates=recorded, **kwargs)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(runner, "expert_iteration", spy)
+    try:
+        assert main(["run", str(config), "--out", str(out)]) == 0
+    finally:
+        mp.undo()
     return out
+
+
+CANDIDATES: list[list[tuple[list, list[str]]]] = []
+
+
+def test_filtering_candidates_come_from_pi_weak(rl_run):
+    """Filtering fine-tunes on pi_weak's samples (here identity16's, deterministic); expert
+    iteration on the model's own samples (temperature 1), which are not pi_weak's."""
+    task = FunctionComposition(n_problems=1000)
+    identity16 = task.policies()["identity16"]
+    runs = [[completions == [identity16(p) for p in problems] for problems, completions in batches]
+            for batches in CANDIDATES]
+    assert len(runs) == 8 and all(len(r) == 3 for r in runs)  # (EI, filtering) x 2 locks x 2 seeds, 3 rounds
+    assert sum(all(r) for r in runs) == 2  # filtering from the identity16 lock, both seeds
+    assert sum(any(r) for r in runs) == 2  # no other run ever draws exactly pi_weak's completions
 
 
 def test_rl_rows(rl_run):
