@@ -10,6 +10,8 @@ Runs, each in its own process (one at a time, so they don't share the cores):
                 a tuned model on arithmetic (the showcase's pi_strong; --tuned-model, else a
                 stand-in made once by bench/tuned_model.py and cached), untuned SmolLM2 on
                 arithmetic, untuned SmolLM2 on GSM8K chat prompts (32 new tokens)
+  shared_cpu    a demo-sized training step beside one busy process, with pwlock's OpenMP setting
+                (OMP_WAIT_POLICY=PASSIVE, 2 threads): >= 40% of the quiet throughput
 A ratio whose baseline is not installed (TRL) is reported as skipped, not failed. Prints a table
 and writes bench/results/summary.json (--quick: fewer steps and prompts, for a smoke run of about
 a minute, into bench/results/quick/). The per-benchmark JSON files sit beside the summary.
@@ -39,11 +41,13 @@ FULL = {
     "sft": ["--warmup", "1", "--steps", "4"],
     "dpo": ["--warmup", "2", "--steps", "6"],
     "eval": ["--n", "100", "--serial-every", "5"],
+    "shared_cpu": ["--seconds", "6", "--repeats", "2"],
 }
 QUICK = {
     "sft": ["--warmup", "1", "--steps", "1", "--batch", "4", "--matmul-reps", "2"],
     "dpo": ["--warmup", "1", "--steps", "2"],
     "eval": ["--n", "24", "--serial-every", "8"],
+    "shared_cpu": ["--seconds", "2", "--repeats", "1"],
 }
 
 
@@ -143,6 +147,16 @@ def bench_eval(out: Path, args: list[str], cli) -> list[dict]:
     return results
 
 
+def bench_shared_cpu(out: Path, args: list[str]) -> list[dict]:
+    seconds, text = run("shared_cpu.py", [*args, "--out", str(out / "shared_cpu.json")])
+    print(text, end="")
+    share = json.loads((out / "shared_cpu.json").read_text())["share_of_quiet"]
+    return [check("training beside one busy process / quiet (2 threads, OMP_WAIT_POLICY=PASSIVE as pwlock sets)",
+                  share["threads=2 wait=PASSIVE beside 1 busy"], 0.4,
+                  without_passive=share["threads=2 wait=default beside 1 busy"], file="shared_cpu.json",
+                  seconds=seconds)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -150,7 +164,8 @@ def main() -> None:
     parser.add_argument("--tuned-model", type=Path, default=None,
                         help="model dir of a tuned arithmetic model (the showcase's pi_strong); "
                              "default: a stand-in made by bench/tuned_model.py")
-    parser.add_argument("--only", default="sft,dpo,eval", help="comma-separated subset of sft, dpo, eval")
+    parser.add_argument("--only", default="sft,dpo,eval,shared_cpu",
+                        help="comma-separated subset of sft, dpo, eval, shared_cpu")
     parser.add_argument("--results", type=Path, default=None,
                         help="folder for the JSON files (default bench/results, --quick: bench/results/quick)")
     cli = parser.parse_args()
@@ -173,6 +188,8 @@ def main() -> None:
         checks += bench_dpo(out, mode["dpo"])
     if "eval" in only:
         checks += bench_eval(out, mode["eval"], cli)
+    if "shared_cpu" in only:
+        checks += bench_shared_cpu(out, mode["shared_cpu"])
     machine["load_avg_at_end"] = os.getloadavg()
 
     print(f"\n{'benchmark':<78} {'value':>7} {'target':>7}  status")

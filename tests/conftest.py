@@ -8,6 +8,7 @@ import os
 # huggingface_hub is imported, which reads these once).
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI: no collapse on a shared CPU (bench/shared_cpu.py)
 
 import pytest
 import torch

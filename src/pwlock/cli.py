@@ -115,6 +115,11 @@ def command(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / cfg.name
     # Heavy imports only once the config is known to be good.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Idle OpenMP threads sleep instead of spinning (read once, when torch loads). On a shared CPU a
+    # spinning thread waits out every parallel region for its descheduled sibling: beside one busy
+    # process a demo-sized step kept 27% of its quiet speed, 69% with this (bench/shared_cpu.py);
+    # the arithmetic, and so every number, is the same either way.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from transformers.utils import logging as hf_logging
 
     from pwlock.experiments.runner import run_experiment
