@@ -241,19 +241,15 @@ def demos_ratio(curve_a: pd.DataFrame, curve_b: pd.DataFrame,
     return points, excluded
 
 
-def resampled_curve(runs: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
-    """One two-level bootstrap replicate of a curve: the same locks drawn (with replacement) for
-    every k, then each drawn lock's runs at that k drawn with replacement. Columns k, mean."""
-    seeds = runs["lock_seed"].astype(object).where(runs["lock_seed"].notna(), "none")
-    names = list(dict.fromkeys(seeds))
-    drawn = [names[i] for i in rng.integers(0, len(names), len(names))]
-    out = []
-    for k, at_k in runs.groupby("k", sort=True):
-        at_seeds = seeds[at_k.index]
-        means = [rng.choice(v, len(v)).mean() for v in (at_k.loc[at_seeds == name, "correctness"].to_numpy(float)
-                                                         for name in drawn) if len(v)]
-        out.append({"k": k, "mean": float(np.mean(means))})
-    return pd.DataFrame(out)
+def resampled_curve(runs: dict[int, list[np.ndarray]], rng: np.random.Generator) -> pd.DataFrame:
+    """One two-level bootstrap replicate of a curve given, per k, each lock's run values (locks in
+    the same order for every k): the same locks drawn with replacement for every k, then each drawn
+    lock's runs at that k drawn with replacement. Columns k, mean."""
+    n_locks = len(next(iter(runs.values())))
+    drawn = rng.integers(0, n_locks, n_locks)
+    means = [np.mean([rng.choice(per_lock[i], len(per_lock[i])).mean() for i in drawn if len(per_lock[i])])
+             for per_lock in runs.values()]
+    return pd.DataFrame({"k": list(runs), "mean": means})
 
 
 def demos_ratio_summary(sft: pd.DataFrame, chosen: pd.DataFrame, a: str, b: str, floor: float) -> dict[str, Any]:
@@ -261,11 +257,15 @@ def demos_ratio_summary(sft: pd.DataFrame, chosen: pd.DataFrame, a: str, b: str,
     and a 95% CI of the median from two-level bootstrap replicates of both curves (locks, then runs)."""
     curves = {m: chosen[chosen["lock"] == m] for m in (a, b)}
     points, excluded = demos_ratio(curves[a], curves[b], floor=floor)
-    runs = {}
+    runs: dict[str, dict[int, list[np.ndarray]]] = {}
     for m, curve in curves.items():
         at = sft[(sft["lock"] == m) & sft["demo_domain"].isna() & (sft["demo_source"] == curve["demo_source"].iloc[0])]
         best = dict(zip(curve["k"], curve["epochs"]))
-        runs[m] = at[[best.get(k) == e for k, e in zip(at["k"], at["epochs"])]]
+        chosen_runs = at[[best.get(k) == e for k, e in zip(at["k"], at["epochs"])]]
+        seeds = chosen_runs["lock_seed"].astype(object).where(chosen_runs["lock_seed"].notna(), "none")
+        names = list(dict.fromkeys(seeds))
+        runs[m] = {k: [d.loc[seeds[d.index] == name, "correctness"].to_numpy(float) for name in names]
+                   for k, d in chosen_runs.groupby("k", sort=True)}
     rng = np.random.default_rng(0)
     medians = []
     for _ in range(BOOTSTRAP // 4):  # each replicate re-reads the curves: fewer, enough for a 95% interval
