@@ -112,3 +112,12 @@ def test_demo_ratio_reports_its_ci_and_its_exclusions():
         (4, "at or below the locks' no-password correctness"), (256, "above the other curve's best")]
     lo, hi = ratio["median_ratio_ci95"]
     assert lo <= 4.0 <= hi and hi / lo < 2  # the runs agree closely, so the interval is narrow
+
+
+def test_epochs_are_picked_by_the_lock_first_mean():
+    # epoch 64: lock 0's three runs at 0.1, lock 1's one run at 0.9 -> lock-first 0.5 (flat mean 0.3);
+    # epoch 128: every run 0.35 -> 0.35 either way. The flat mean would pick 128.
+    rows = elicited([(0, 64, s, 0.1) for s in range(3)] + [(1, 64, 0, 0.9)]
+                    + [(0, 128, s, 0.35) for s in range(3)] + [(1, 128, 0, 0.35)])
+    [r] = select_epochs(pd.DataFrame(rows).assign(lock="sft")).itertuples()
+    assert r.epochs == 64 and r.mean == pytest.approx(0.5) and r.locks == 2

@@ -156,6 +156,11 @@ def sft_rows(results: pd.DataFrame) -> pd.DataFrame:
     return results[results["elicitation"] == "sft"]
 
 
+def lock_first_means(rows: pd.DataFrame, by: str) -> pd.Series:
+    """Mean correctness per value of `by`, over each lock's runs first, then over locks (as `stat`)."""
+    return rows.groupby([by, "lock_seed"], dropna=False)["correctness"].mean().groupby(level=0).mean()
+
+
 def split_halves(results: pd.DataFrame, pick: pd.DataFrame, same: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The rows a choice is made on and the rows it is reported on, for the group `pick` (rows on all
     validation problems). With `eval.select_on: half` the run also measured each half of the
@@ -187,7 +192,7 @@ def select_epochs(elicited: pd.DataFrame, results: pd.DataFrame | None = None) -
     for (lock, source, demo_domain), df in groups(overall(complete(elicited)), keys[:3]):
         for k, dk in df.groupby("k", sort=True):
             picked_on, reported_on = split_halves(results, dk, ["elicitation", *keys])
-            means = picked_on.groupby("epochs")["correctness"].mean()
+            means = lock_first_means(picked_on, "epochs")
             best = means.idxmax()
             out.append({"lock": lock, "demo_source": source, "demo_domain": demo_domain, "k": k,
                         "epochs": int(best), **stat(reported_on[reported_on["epochs"] == best]),
@@ -298,7 +303,7 @@ def rl_curves(results: pd.DataFrame) -> pd.DataFrame:
         picked_on, reported_on = split_halves(results, df, keys)
         last = picked_on.groupby(["lr", "seed", "lock_seed"], dropna=False)["samples"].transform("max")
         finals = picked_on[picked_on["samples"] == last]
-        best_lr = finals.groupby("lr")["correctness"].mean().idxmax()
+        best_lr = lock_first_means(finals, "lr").idxmax()
         for samples, points in reported_on[reported_on["lr"] == best_lr].groupby("samples"):
             out.append({**dict(zip(keys, group)), "lr": float(best_lr), "samples": int(samples), **stat(points)})
     return pd.DataFrame(out, columns=[*keys, "lr", "samples", "mean", "sem", "ci95", "seeds", "locks"])
