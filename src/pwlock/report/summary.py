@@ -50,11 +50,17 @@ def sem(values: Any) -> float:
     return float(values.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0
 
 
-def by_lock(rows: pd.DataFrame, column: str = "correctness") -> list[np.ndarray]:
-    """The values of `column` grouped by lock seed (rows without one form one group), in row order."""
+def lock_keys(rows: pd.DataFrame) -> pd.Series:
+    """Each row's lock seed, rows without one (older files) as one lock named "none"."""
     seeds = rows["lock_seed"] if "lock_seed" in rows.columns else pd.Series(0, index=rows.index)
-    keys = seeds.astype(object).where(seeds.notna(), "none")
-    return [rows.loc[keys == key, column].to_numpy(float) for key in dict.fromkeys(keys)]
+    return seeds.astype(object).where(seeds.notna(), "none")
+
+
+def by_lock(rows: pd.DataFrame, column: str = "correctness", names: list[Any] | None = None) -> list[np.ndarray]:
+    """The values of `column` grouped by lock seed, in row order, or in the order of `names` (a
+    lock without rows then gives an empty array, so groups line up across several tables)."""
+    keys = lock_keys(rows)
+    return [rows.loc[keys == key, column].to_numpy(float) for key in (names or dict.fromkeys(keys))]
 
 
 def bootstrap_means(groups: list[np.ndarray], n: int = BOOTSTRAP, seed: int = 0) -> np.ndarray:
@@ -267,10 +273,8 @@ def demos_ratio_summary(sft: pd.DataFrame, chosen: pd.DataFrame, a: str, b: str,
         at = sft[(sft["lock"] == m) & sft["demo_domain"].isna() & (sft["demo_source"] == curve["demo_source"].iloc[0])]
         best = dict(zip(curve["k"], curve["epochs"]))
         chosen_runs = at[[best.get(k) == e for k, e in zip(at["k"], at["epochs"])]]
-        seeds = chosen_runs["lock_seed"].astype(object).where(chosen_runs["lock_seed"].notna(), "none")
-        names = list(dict.fromkeys(seeds))
-        runs[m] = {k: [d.loc[seeds[d.index] == name, "correctness"].to_numpy(float) for name in names]
-                   for k, d in chosen_runs.groupby("k", sort=True)}
+        names = list(dict.fromkeys(lock_keys(chosen_runs)))  # the same locks, in one order, at every k
+        runs[m] = {k: by_lock(d, names=names) for k, d in chosen_runs.groupby("k", sort=True)}
     rng = np.random.default_rng(0)
     medians = []
     for _ in range(BOOTSTRAP // 4):  # each replicate re-reads the curves: fewer, enough for a 95% interval
