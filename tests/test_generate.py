@@ -66,15 +66,16 @@ def mixed_prompts(task, n: int) -> list[str]:
 
 
 def test_lean_loop_greedy_tokens_equal_hf_generate_on_a_pretrained_bpe_model(pretrained_dir):
-    """Left padding, prompt-pass groups (40 prompts > PREFILL_ROWS), rows leaving at EOS."""
-    from pwlock.generate import PREFILL_ROWS, hf_generate
+    """Left padding, prompt-pass groups of several lengths, rows leaving at EOS."""
+    from pwlock.generate import hf_generate, prefill_groups
     from pwlock.models.pretrained import load_model
     from pwlock.tasks.arithmetic import Arithmetic
 
     model, tokenizer = load_model(str(pretrained_dir), dtype="float32", device="cpu")
     model = eos_prone(model, tokenizer)
     prompts = mixed_prompts(Arithmetic(n_problems=60, seed=2), 40)
-    assert len(prompts) > PREFILL_ROWS
+    ids = sorted(len(x) for x in tokenizer(prompts)["input_ids"])
+    assert len(prefill_groups(ids)) > 1  # the prompt pass runs in several groups, each padded on its own
     lean = generate(model, tokenizer, prompts, max_new_tokens=12, batch_size=40)
     assert lean == hf_generate(model, tokenizer, prompts, max_new_tokens=12, batch_size=40)
     assert lean == [hf_generate(model, tokenizer, [p], max_new_tokens=12)[0] for p in prompts]
@@ -91,6 +92,20 @@ def test_lean_loop_greedy_tokens_equal_hf_generate_on_a_tiny_model(tokenizer, ti
     for batch_size in (1, 3, 20):
         assert generate(model, tokenizer, prompts, max_new_tokens=10, batch_size=batch_size) == hf_generate(
             model, tokenizer, prompts, max_new_tokens=10, batch_size=20)
+
+
+def test_prefill_groups_pad_little_and_cover_every_row_once():
+    from pwlock.generate import PREFILL_TOKENS, prefill_groups
+
+    assert prefill_groups([10] * 1000) == [slice(0, 819), slice(819, 1000)]  # one length: as few passes as fit
+    assert prefill_groups([]) == []
+    lengths = sorted([3, 4, 5, 20, 21, 22, 23, 200, 230, 260, 900] * 7)
+    groups = prefill_groups(lengths)
+    assert [i for g in groups for i in range(len(lengths))[g]] == list(range(len(lengths)))
+    for g in groups:
+        rows = lengths[g]
+        assert max(rows) - min(rows) <= max(8, max(rows) // 8) and max(rows) * len(rows) <= max(PREFILL_TOKENS, max(rows))
+    assert len(groups) < len(lengths) / 3
 
 
 def test_sampling_is_reproducible_for_a_seed_and_batch_size(pretrained_dir):

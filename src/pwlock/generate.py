@@ -33,8 +33,29 @@ from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
 from pwlock.formatting import pad_left, prompt_ids
 
-PREFILL_ROWS = 16
-"""Rows per prompt-pass group: sorted by length, each group is padded only to its own longest."""
+PREFILL_TOKENS = 8192
+"""At most this many (padded) prompt tokens per prompt-pass group: bounds the pass's activations."""
+PREFILL_SLACK = 8
+"""A prompt-pass group pads its rows by at most this many tokens (or an eighth of its longest row)."""
+
+
+def prefill_groups(lengths: Sequence[int]) -> list[slice]:
+    """Consecutive rows (sorted by length, as `generate` passes them) cut into prompt-pass groups:
+    a new group starts when padding to the longest row would waste more than the slack, or the
+    group would exceed PREFILL_TOKENS. Prompts of one length (a toy task) make one pass; a
+    group per 16 rows cost a tiny model ~60 forward passes per 1000 prompts, most of its eval."""
+    groups, start, low, high = [], 0, 0, 0
+    for i, n in enumerate(lengths):
+        if i > start:
+            lo, hi = min(low, n), max(high, n)
+            if hi - lo <= max(PREFILL_SLACK, hi // 8) and hi * (i - start + 1) <= PREFILL_TOKENS:
+                low, high = lo, hi
+                continue
+            groups.append(slice(start, i))
+        start, low, high = i, n, n
+    if len(lengths):
+        groups.append(slice(start, len(lengths)))
+    return groups
 
 
 class Generator(Protocol):
@@ -98,7 +119,8 @@ def prefill(model: PreTrainedModel, ids: Sequence[Sequence[int]], pad_id: int, d
     """The prompt pass: next-token logits (B, V), the KV cache and its attention mask (B, T).
 
     With a plain cache, the prompts' common prefix (a chat template's system turn, a shared
-    instruction) runs once, and the rest in groups of PREFILL_ROWS, each padded to its own longest;
+    instruction) runs once, and the rest in groups of similar length (`prefill_groups`), each
+    padded to its own longest;
     the caches are joined into one laid out as [prefix | padding | rest of the prompt], the
     padding masked. Otherwise one left-padded pass over the whole batch."""
     if not plain_cache(model):
@@ -120,8 +142,7 @@ def prefill(model: PreTrainedModel, ids: Sequence[Sequence[int]], pad_id: int, d
     logits: list[torch.Tensor] = []
     keys: list[list[torch.Tensor]] = []  # per layer, per group
     values: list[list[torch.Tensor]] = []
-    for start in range(0, len(ids), PREFILL_ROWS):
-        rows = slice(start, min(start + PREFILL_ROWS, len(ids)))
+    for rows in prefill_groups([len(x) - shared for x in ids]):
         w = int(rest_mask[rows].sum(-1).max())
         m = rest_mask[rows, width - w :]  # (b, w)
         part = DynamicCache(config=model.config)
