@@ -139,3 +139,30 @@ def test_shared_cache_reuses_units_under_a_new_name(tiny_run, tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in (out / "cache").iterdir()} == units
     df = pd.read_json(tmp_path / "run2" / "results.jsonl", lines=True)
     assert set(df["setting"]) == {"renamed"}
+
+
+def test_locks_run_in_worker_processes_with_the_rows_of_a_serial_run(tiny_run, tmp_path, capfd):
+    """threads: 2 and two locks: two single-thread worker processes, one lock each. The same config run
+    serially in one single-thread process gives the same rows, in the same order (only the thread
+    count per process, not the scheduling, could change fp32 rounding)."""
+    config, out = tiny_run
+    serial = tmp_path / "serial"
+    assert main(["run", str(config), "--out", str(serial), "--set", "workers=1", "--set", "threads=1"]) == 0
+    assert "worker processes" not in capfd.readouterr().err
+    cols = ["policy", "lock_method", "elicitation", "k", "seed", "epochs", "with_password", "correctness", "unit"]
+    parallel_rows = pd.read_json(out / "results.jsonl", lines=True)[cols]
+    serial_rows = pd.read_json(serial / "results.jsonl", lines=True)[cols]
+    pd.testing.assert_frame_equal(parallel_rows, serial_rows)
+
+
+def test_worker_processes_only_on_a_cpu_run_with_several_locks(tmp_path):
+    from pwlock.experiments.config import load_config
+    from pwlock.experiments.runner import parallel_workers
+
+    cfg = load_config(write_config(tmp_path / "c.yaml"))
+    assert parallel_workers(cfg, 2, n_locks=2) == 2  # the tiny_run fixture above ran this way
+    assert parallel_workers(cfg, 2, n_locks=1) == 1
+    assert parallel_workers(cfg, 1, n_locks=2) == 1
+    assert parallel_workers(cfg.model_copy(update={"workers": 1}), 2, n_locks=6) == 1
+    gpu = cfg.model_copy(update={"model": cfg.model.model_copy(update={"device": "cuda"})})
+    assert parallel_workers(gpu, 2, n_locks=6) == 1

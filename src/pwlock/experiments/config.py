@@ -339,7 +339,11 @@ class ExperimentConfig(Strict):
     elicit: ElicitConfig = ElicitConfig()
     eval: EvalConfig = EvalConfig()
     threads: int | None = Field(None, gt=0)
-    """torch CPU threads (default: torch's choice)."""
+    """CPU cores the run may use (default: all of them): torch threads, or worker processes (`workers`)."""
+    workers: int | None = Field(None, gt=0)
+    """Processes that run the locks side by side, each with threads / workers torch threads (default:
+    one per core `threads` allows, on a CPU run with several locks; 1 on a GPU). Does not change any
+    number, only the wall time: `experiments/schedule.py`."""
 
     @model_validator(mode="after")
     def _check(self) -> ExperimentConfig:

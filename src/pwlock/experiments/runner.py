@@ -39,8 +39,10 @@ from pwlock.experiments.config import (
     PoliciesConfig,
     RLElicitConfig,
     SFTElicitConfig,
+    TaskConfig,
     TrainConfig,
 )
+from pwlock.experiments.schedule import run_jobs
 from pwlock.experiments.store import Store, digest
 from pwlock.fixedrdm import FixedRandomDistribution
 from pwlock.generate import Generator, generate
@@ -102,17 +104,18 @@ def password_words(texts: list[str]) -> list[str]:
     return list(dict.fromkeys(w for text in texts for w in re.findall(WORD_PATTERN, text)))
 
 
-def build_task(cfg: ExperimentConfig) -> Task:
+def build_task(cfg: ExperimentConfig | TaskConfig) -> Task:
     """The task named by `task.name`, its other fields checked against the constructor's signature."""
+    task_cfg = cfg.task if isinstance(cfg, ExperimentConfig) else cfg
     try:
-        return make_task(cfg.task.name, cfg.task.model_dump(exclude={"name", "split_seed"}))
+        return make_task(task_cfg.name, task_cfg.model_dump(exclude={"name", "split_seed"}))
     except PwlockError:
         raise
     except ValueError as e:
         raise ConfigError(str(e)) from None
 
 
-def load_problems(cfg: ExperimentConfig, task: Task) -> list[Problem]:
+def load_problems(task: Task) -> list[Problem]:
     """The task's problems; a data file that lacks a field or holds a bad value is a DataError naming it."""
     try:
         return task.problems()
@@ -207,7 +210,7 @@ SHOTS = 64
 
 def lock_names(cfg: ExperimentConfig) -> list[str]:
     """The locked models of a config, in the order the run makes them."""
-    return [lock_name(m, w, v) for m in cfg.lock.methods for w in cfg.lock.weak_policies for v in cfg.lock.variants]
+    return [lock_name(*key) for key in lock_keys(cfg)]
 
 
 def check_locks(field: str, wanted: list[str] | None, names: list[str]) -> None:
@@ -250,6 +253,10 @@ def check_run_dir(out: Path) -> None:
         raise RunDirError(f"{out} is not empty and is not a pwlock run dir (no {RUN_MARKER})")
 
 
+SPEED_ONLY = {"threads", "workers"}
+"""Config fields that change how fast a run goes, not its results: a run dir accepts a change of them."""
+
+
 def prepare_run_dir(out: Path, cfg: ExperimentConfig) -> None:
     """Create `out` for this config, or accept it if it already holds this config's run.
 
@@ -257,7 +264,7 @@ def prepare_run_dir(out: Path, cfg: ExperimentConfig) -> None:
     a new config: its cache holds only content-addressed units, valid for any config."""
     marker = out / RUN_MARKER
     check_run_dir(out)
-    config = cfg.model_dump(mode="json")
+    config = cfg.model_dump(mode="json", exclude=SPEED_ONLY)
     if marker.is_file():
         try:
             stored = read_json(marker)
@@ -266,7 +273,7 @@ def prepare_run_dir(out: Path, cfg: ExperimentConfig) -> None:
             stored, why = None, e
         else:
             why = None
-        if stored == config:
+        if isinstance(stored, dict) and {k: v for k, v in stored.items() if k not in SPEED_ONLY} == config:
             return
         if (out / RESULTS).is_file():
             if why is not None:
@@ -298,13 +305,16 @@ def usable_threads(wanted: int) -> int:
 def run_experiment(cfg: ExperimentConfig, out: Path, cache_dir: Path | None = None, recompute: bool = True) -> float:
     """Run (or resume) `cfg` into `out`, writing `results.jsonl`; returns the wall seconds.
 
+    The run is a list of independent jobs (`Job`: a replicate's policy evaluations, or one of its
+    locks with everything measured on it), run side by side on the CPU cores `threads` allows
+    (`schedule.py`); results.jsonl lists their rows in job order either way.
     `recompute=False`: a cached unit that fails its integrity check is an error instead of being
     recomputed. A second process on the same `out` is refused (BusyError naming it)."""
     start = time.time()
-    if cfg.threads:
-        torch.set_num_threads(usable_threads(cfg.threads))
-    task = build_task(cfg)
-    splits = split_problems(load_problems(cfg, task), cfg.task.split_seed)
+    threads = usable_threads(cfg.threads) if cfg.threads else None
+    if threads:
+        torch.set_num_threads(threads)
+    task, splits = task_splits(cfg.task)
     check_runnable(cfg, task, splits)
     main = accel.is_main_process()  # under `accelerate launch` every process runs this; one writes
     if main:
@@ -313,14 +323,65 @@ def run_experiment(cfg: ExperimentConfig, out: Path, cache_dir: Path | None = No
         if main:
             prepare_run_dir(out, cfg)
         accel.wait()
-        store = Store(cache_dir or out / "cache", recompute=recompute)
-        rows = []
-        for seed in cfg.lock.seeds or [cfg.model.seed]:  # replicates: every model trained anew from this seed
-            replicate = cfg.model_copy(update={"model": cfg.model.model_copy(update={"seed": seed})})
-            rows += Experiment(replicate, task, splits, store).run()
+        cache = cache_dir or out / "cache"
+        Store(cache, recompute=recompute)  # cleans what killed runs left, before any worker starts
+        jobs = [Job(cfg, cache, recompute, seed, lock) for seed in cfg.lock.seeds or [cfg.model.seed]
+                for lock in [None, *lock_keys(cfg)]]
+        workers = parallel_workers(cfg, threads, len(jobs) - len(cfg.lock.seeds or [0]))
+        per_worker = max(1, (threads or usable_threads(os.cpu_count() or 1)) // workers)
+        if workers > 1:
+            log(f"{len(jobs)} jobs on {workers} worker processes of {per_worker} thread(s) each")
+        rows = [r for job_rows in run_jobs(run_job, jobs, workers, per_worker, desc="jobs") for r in job_rows]
         if main:
             write_jsonl(out / RESULTS, rows)
     return time.time() - start
+
+
+_TASKS: dict[str, tuple[Task, dict[str, list[Problem]]]] = {}
+
+
+def task_splits(cfg: TaskConfig) -> tuple[Task, dict[str, list[Problem]]]:
+    """A task and its splits, built once per process (a worker runs several jobs)."""
+    key = cfg.model_dump_json()
+    if key not in _TASKS:
+        task = build_task(cfg)
+        _TASKS[key] = task, split_problems(load_problems(task), cfg.split_seed)
+    return _TASKS[key]
+
+
+def lock_keys(cfg: ExperimentConfig) -> list[tuple[str, str, str]]:
+    """(method, weak policy, variant) of each locked model of a config, in the order the run makes them."""
+    return [(m, w, v) for m in cfg.lock.methods for w in cfg.lock.weak_policies for v in cfg.lock.variants]
+
+
+def parallel_workers(cfg: ExperimentConfig, threads: int | None, n_locks: int) -> int:
+    """How many single-thread worker processes run the locks: one per allowed core on a CPU run with
+    several locks; 1 (this process, `threads` threads) on a GPU, under `accelerate launch`, with
+    vLLM, or with one lock."""
+    device = cfg.model.device if cfg.model.device != "auto" else default_device()
+    if n_locks < 2 or device != "cpu" or cfg.eval.backend != "hf" or accel.distributed():
+        return 1
+    return min(cfg.workers or threads or usable_threads(os.cpu_count() or 1), n_locks)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job of a run (picklable: it crosses to a worker process): a replicate's policy
+    evaluations (`lock` None), or one of its locks with its evaluations and elicitation runs."""
+
+    cfg: ExperimentConfig
+    cache: Path
+    recompute: bool
+    seed: int
+    lock: tuple[str, str, str] | None
+
+
+def run_job(job: Job) -> list[dict[str, Any]]:
+    """The rows of one job, in this process or a worker."""
+    cfg = job.cfg.model_copy(update={"model": job.cfg.model.model_copy(update={"seed": job.seed})})
+    task, splits = task_splits(cfg.task)
+    experiment = Experiment(cfg, task, splits, Store(job.cache, recompute=job.recompute))
+    return experiment.policy_rows() if job.lock is None else experiment.lock_rows(*job.lock)
 
 
 @dataclass
@@ -373,6 +434,12 @@ class Experiment:
         self.rdm = FixedRandomDistribution(vocab_size, seed=cfg.model.seed)
 
     def run(self) -> list[dict[str, Any]]:
+        """Every row of this replicate: the policies', then each lock's (`run_experiment` runs these
+        same pieces as separate jobs)."""
+        return self.policy_rows() + [r for key in lock_keys(self.cfg) for r in self.lock_rows(*key)]
+
+    def policy_rows(self) -> list[dict[str, Any]]:
+        """The correctness of pi_strong, each pi_weak and the other policies the config imitates."""
         log(f"{self.task.name}: splits " + ", ".join(f"{k}={len(v)}" for k, v in self.splits.items())
             + f"; evaluating on {len(self.val)} validation problems; model seed {self.cfg.model.seed}")
         rows = []
@@ -381,22 +448,24 @@ class Experiment:
             scores = score_all(self.task, self.val, completions)
             rows += self.measured(scores, policy=name, with_password=False)
             log(f"policy {name}: correctness {sum(scores) / len(scores):.3f}")
+        return [{**r, **self.base} for r in rows]
+
+    def lock_rows(self, method: str, weak: str, variant: str) -> list[dict[str, Any]]:
+        """One locked model (trained, or from the cache): its evaluations and every elicitation run
+        the config makes on it."""
         elicit = self.cfg.elicit
-        for method in self.cfg.lock.methods:
-            for weak in self.cfg.lock.weak_policies:
-                for variant in self.cfg.lock.variants:
-                    lock_dir = self.lock(method, weak, variant)
-                    lk = Locked(method, weak, variant, lock_dir, *self.load(lock_dir / "model"))
-                    rows += self.evaluate_locked(lk)
-                    for block in elicit.sft_blocks():
-                        if block.locks is None or lk.name in block.locks:
-                            rows += self.elicit_sft(lk, block)
-                    for rl in elicit.rl_blocks():
-                        if rl.locks is None or lk.name in rl.locks:
-                            rows += self.elicit_rl(lk, rl)
-                    prompting = elicit.prompting
-                    if prompting is not None and lk.name in (prompting.locks or [lock_name(method, weak)]):
-                        rows += self.prompting(lk)
+        lock_dir = self.lock(method, weak, variant)
+        lk = Locked(method, weak, variant, lock_dir, *self.load(lock_dir / "model"))
+        rows = self.evaluate_locked(lk)
+        for block in elicit.sft_blocks():
+            if block.locks is None or lk.name in block.locks:
+                rows += self.elicit_sft(lk, block)
+        for rl in elicit.rl_blocks():
+            if rl.locks is None or lk.name in rl.locks:
+                rows += self.elicit_rl(lk, rl)
+        prompting = elicit.prompting
+        if prompting is not None and lk.name in (prompting.locks or [lock_name(method, weak)]):
+            rows += self.prompting(lk)
         return [{**r, **self.base} for r in rows]  # units from a shared cache may carry another setting name
 
     def evaluated_policies(self) -> list[str]:
@@ -684,6 +753,51 @@ class Experiment:
         folder, _ = self.store.run(f"lock_{name}", key, compute)
         return folder
 
+    def twin(self, policy: str) -> Path:
+        """A benign twin of this config's locks (the stress test's controls), trained on `policy`'s D_lock
+        completions alone with no password anywhere, from the locks' starting point before any pi_strong
+        training (a fresh model; the pretrained base), with a lock's budget: the settings of
+        lock.from_scratch (lock.sft for a pretrained base), each problem twice per epoch, as often as
+        D_lock holds it (once with the password, once without). The weak twin is pi_weak's; the strong
+        twin is pi_strong's when no strong base exists (`strong_twin`)."""
+        lock = self.cfg.lock
+        train = lock.from_scratch if self.cfg.model.name is None else lock.sft
+        assert train is not None, "a twin takes the settings of lock.from_scratch (lock.sft for a pretrained model)"
+        problems = self.splits["lock"]
+        key = {**self.key, "twin": policy, "strong": self.strong_key(), "train": train.model_dump()}
+        if policy == "model":
+            key["weak_model"] = self.cfg.policies.model_dump(include={"weak_model", "weak_sft"})
+
+        def data(epoch: int) -> list[Example]:
+            if policy == FIXEDRDM:  # as the lock's weak side: KL toward the fixed distribution
+                rng = random.Random(f"lock-{epoch}")
+                strong = self.lock_samples("strong", problems, epoch)
+                noise = self.sample_policy(FIXEDRDM, problems, rng)
+                side = [s if rng.random() < 0.5 else x for s, x in zip(strong, noise)]
+                return [Example(self.task.prompt(p, None), c, kl=True) for p, c in zip(problems, side)]
+            completions = self.lock_samples(policy, problems, epoch)
+            return [Example(self.task.prompt(p, None), c) for p, c in zip(problems, completions)]
+
+        def compute(folder: Path) -> list[dict[str, Any]]:
+            log(f"training a twin on {policy} alone")
+            model, _ = self.base_model(self.cfg.model.name, self.cfg.model)
+            args = train_args(train.model_copy(update={"epochs": 2 * train.epochs}), self.cfg.model.seed)
+            self.save(self.train(model, lambda e: data(e // 2), args, f"twin ({policy})", kl_target=self.rdm.logprobs),
+                      folder)
+            return []
+
+        folder, _ = self.store.run(f"twin_{policy}", key, compute)
+        return folder / "model"
+
+    def strong_twin(self) -> str | Path:
+        """pi_strong as a model: its model (policies.strong: model), else the strong base (a model trained
+        on pi_strong over the lock split), else a twin trained on pi_strong like the weak twin."""
+        if self.cfg.policies.strong == "model":
+            return self.strong_model()
+        if self.cfg.lock.pretrain is not None or self.cfg.model.name is not None:
+            return self.strong_base()
+        return self.twin("strong")
+
     def lock_conditions(self, variant: str) -> list[tuple[str, bool, str | None, list[str]]]:
         """How a locked model is evaluated: (file tag, with_password, prompt name, prompts)."""
         lock, val = self.cfg.lock, self.val
@@ -836,7 +950,7 @@ class Experiment:
         if algo in DPO_METHODS:
             args = TrainArgs(epochs=1, batch_size=rl.dpo_batch_size, lr=lr, optimizer=rl.optimizer, seed=rs)
             problems = random.Random(rs).sample(self.splits["elicit"], rl.dpo_problems)
-            trace = dpo(model, tokenizer, self.task, problems, epochs=rl.dpo_epochs, iterated=algo == "iterated_dpo",
+            trace = dpo(model, tokenizer, lambda p: self.task.prompt(p, None), problems, epochs=rl.dpo_epochs, iterated=algo == "iterated_dpo",
                         beta=rl.beta, args=args, rewards=rewards, max_new_tokens=gen["max_new_tokens"],
                         temperature=rl.temperature, gen_batch_size=gen["batch_size"], evaluate=evaluate_now,
                         seed=rs, generator=self.generator)
@@ -852,7 +966,7 @@ class Experiment:
 
             args = TrainArgs(epochs=rl.epochs_per_round, batch_size=rl.batch_size, lr=lr, optimizer=rl.optimizer,
                              seed=rs)
-            trace = expert_iteration(model, tokenizer, self.task, self.splits["elicit"], rounds=rl.rounds, n=rl.n,
+            trace = expert_iteration(model, tokenizer, lambda p: self.task.prompt(p, None), self.splits["elicit"], rounds=rl.rounds, n=rl.n,
                                      candidates=candidates, rewards=rewards, args=args, evaluate=evaluate_now,
                                      eval_every=rl.eval_every, seed=rs)
         self.save_completions(folder / "completions_final.jsonl", trace[-1][1])

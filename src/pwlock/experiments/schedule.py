@@ -1,0 +1,64 @@
+"""Run a config's independent jobs side by side, without oversubscribing the cores.
+
+A job is one lock of one replicate (lock seed): its training, its evaluations and every
+elicitation run on it; or a replicate's policy evaluations. Jobs share nothing but the
+content-addressed cache, whose per-unit file locks already make concurrent writers safe (a
+unit two jobs need is computed by one, reused by the other).
+
+Why processes of one thread: a small model's step is made of many small kernels, and torch's
+second intra-op thread adds little to them. On the demo's model, one process of two threads
+trained 481 examples/s; two processes of one thread, 2 x 398 (`bench/schedule.py`). So on a
+CPU the workers are `threads` single-thread processes, and a job is one of them.
+
+`run_jobs` is the one entry point: any executor with a `map` over picklable jobs (a process
+pool here; Ray or submitit over a shared cache later) can take its place.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from typing import TypeVar
+
+from tqdm.auto import tqdm
+
+J = TypeVar("J")
+R = TypeVar("R")
+PR_SET_PDEATHSIG = 1
+
+
+def worker_init(threads: int) -> None:
+    """In each worker: `threads` torch threads, no progress bars (several would interleave on one
+    terminal; the main process shows a bar of finished jobs), log lines as usual."""
+    tqdm.__init__ = functools.partialmethod(tqdm.__init__, disable=True)  # type: ignore[method-assign]
+    if sys.platform == "linux":  # die with the run: a killed run leaves no worker computing on
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def run_jobs(fn: Callable[[J], R], jobs: Sequence[J], workers: int, threads: int = 1,
+             desc: str = "jobs") -> list[R]:
+    """`[fn(job) for job in jobs]`, in job order: in this process when `workers` is 1, else on
+    `workers` spawned processes of `threads` torch threads each. The first job to fail raises
+    its error here, after the jobs already running have finished (their units stay cached)."""
+    if workers <= 1 or len(jobs) <= 1:
+        return [fn(job) for job in jobs]
+    results: dict[int, R] = {}
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn"), initializer=worker_init,
+                             initargs=(threads,)) as pool:
+        futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
+        try:
+            for future in tqdm(as_completed(futures), total=len(jobs), desc=desc, unit="job"):
+                results[futures[future]] = future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    return [results[i] for i in range(len(jobs))]
