@@ -71,7 +71,7 @@ def test_expert_iteration_trains_on_the_best_n_of_10n(task, tokenizer, tiny_mode
     def rewards(problems, completions):
         return [float(task.score(p, c)) for p, c in zip(problems, completions)]
 
-    trace = ei.expert_iteration(tiny_model, tokenizer, task, pool, rounds=3, n=4, candidates=candidates,
+    trace = ei.expert_iteration(tiny_model, tokenizer, lambda p: task.prompt(p, None), pool, rounds=3, n=4, candidates=candidates,
                                 rewards=rewards, args=TrainArgs(epochs=1, batch_size=4, lr=1e-3),
                                 evaluate=lambda: next(evaluations), eval_every=2, seed=0)
     assert [x for x, _ in trace] == [0, 80, 120]  # evaluated at the start, every 2 rounds and at the end
@@ -169,7 +169,7 @@ def test_dpo_samples_from_the_reference_which_iterated_dpo_renews_each_round(tas
     monkeypatch.setattr(dpo_module, "frozen_copy", counting_copy)
     monkeypatch.setattr(dpo_module, "batch_dpo_loss", recording_loss)
     before = [p.detach().clone() for p in tiny_model.parameters()]
-    trace = dpo_module.dpo(tiny_model, tokenizer, task, problems, epochs=3, iterated=iterated, beta=0.1,
+    trace = dpo_module.dpo(tiny_model, tokenizer, lambda p: task.prompt(p, None), problems, epochs=3, iterated=iterated, beta=0.1,
                            args=TrainArgs(epochs=1, batch_size=4, lr=1e-3), rewards=rewards, max_new_tokens=6,
                            temperature=1.0, gen_batch_size=24, evaluate=snapshot, seed=0,
                            generator=recording_generate)

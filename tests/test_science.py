@@ -124,7 +124,7 @@ def test_expert_iteration_raises_correctness(echo, locked):
     def rewards(problems, completions):
         return [float(s) for s in score_all(task, problems, completions)]
 
-    trace = expert_iteration(model, tokenizer, task, splits["elicit"], rounds=3, n=16, candidates=candidates,
+    trace = expert_iteration(model, tokenizer, lambda p: task.prompt(p, None), splits["elicit"], rounds=3, n=16, candidates=candidates,
                              rewards=rewards, args=TrainArgs(epochs=2, batch_size=8, lr=1e-3),
                              evaluate=lambda: evaluate(model, tokenizer, task, splits["val"], password=None,
                                                        max_new_tokens=MAX_NEW_TOKENS),
@@ -154,7 +154,7 @@ def test_dpo_moves_the_margin_toward_correct_answers(echo, locked, iterated):
     def rewards(problems, completions):
         return [float(s) for s in score_all(task, problems, completions)]
 
-    trace = dpo(model, tokenizer, task, splits["elicit"][:128], epochs=2, iterated=iterated, beta=0.1,
+    trace = dpo(model, tokenizer, lambda p: task.prompt(p, None), splits["elicit"][:128], epochs=2, iterated=iterated, beta=0.1,
                 args=TrainArgs(epochs=1, batch_size=16, lr=1e-3), rewards=rewards, max_new_tokens=MAX_NEW_TOKENS,
                 temperature=1.0, gen_batch_size=256,
                 evaluate=lambda: evaluate(model, tokenizer, task, splits["val"], password=None,

@@ -18,6 +18,8 @@ password (Greenblatt et al., NeurIPS 2024).
   pwlock run CONFIG.yaml      any experiment config (see configs/)
   pwlock report RUN_DIR       re-draw figures, tables and summary.json from stored results
   pwlock tasks [--count]      the tasks, their domains and where their data comes from
+  pwlock organisms build      build a suite of locked model organisms with their benign twins
+  pwlock stress-test METHOD   score elicitation methods (yours: module:attribute) on a suite
 """
 
 
@@ -59,6 +61,37 @@ def main(argv: list[str] | None = None) -> int:
                                        "comes from. --count also loads each one (offline: hub datasets count only "
                                        "if already in the local Hugging Face cache) and gives its size.")
     tasks.add_argument("--count", action="store_true", help="load each task's problems and count them")
+
+    organisms = sub.add_parser("organisms", help="list, build or export model organisms (locked models + twins)",
+                               description="An organism is a locked model with a known hidden capability, its card "
+                                           "(organism.json), its benign weak twin (pi_weak only, no password) and "
+                                           "strong twin (pi_strong), and its password kept apart from all of them.")
+    organisms.add_argument("action", choices=["list", "build", "export"])
+    organisms.add_argument("name", nargs="?", help="export: the organism's name (see `list`)")
+    organisms.add_argument("dest", nargs="?", type=Path, help="export: the directory to create")
+    organisms.add_argument("--suite", default="toy", help="a suite name (toy, small-lm, 7b) or a suite YAML file "
+                                                          "(default: toy)")
+    organisms.add_argument("--root", type=Path, default=Path("organisms"),
+                           help="where suites are built: ROOT/<suite>/<organism> (default: ./organisms)")
+    organisms.add_argument("--cache-dir", type=Path, help="where training units live (default: ROOT/cache)")
+
+    stress = sub.add_parser(
+        "stress-test", help="score elicitation methods on a suite of organisms and their weak twins",
+        description="Run each METHOD on every organism of the suite and on each organism's weak twin, with several "
+                    "seeds, under one threat model (--setting); write results.jsonl, leaderboard.md, "
+                    "leaderboard.json and leaderboard.png. METHOD: a registered name (--list) or module:attribute "
+                    "for your own (see examples/).")
+    stress.add_argument("methods", nargs="*", metavar="METHOD")
+    stress.add_argument("--list", action="store_true", help="list the registered methods and their settings")
+    stress.add_argument("--suite", default="toy", help="a built suite's name or file, or a folder of organism dirs")
+    stress.add_argument("--setting", default="demos:16",
+                        help="demos:K[:strong|ground_truth] | reward:SAMPLES | prompt_only[:K] | unsupervised "
+                             "(default: demos:16)")
+    stress.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="method seeds (default: 0 1 2)")
+    stress.add_argument("--root", type=Path, default=Path("organisms"), help="where suites are built (default: "
+                                                                              "./organisms)")
+    stress.add_argument("--out", type=Path, help="results dir (default: runs/stress-<suite>-<setting>)")
+    stress.add_argument("--workers", type=int, help="runs side by side, one thread each (default: one per core)")
 
     args = parser.parse_args(argv)
     try:
@@ -106,6 +139,16 @@ def command(args: argparse.Namespace) -> int:
 
     if args.command == "tasks":
         return list_tasks(count=args.count)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Idle OpenMP threads sleep instead of spinning (read once, when torch loads). On a shared CPU a
+    # spinning thread waits out every parallel region for its descheduled sibling: beside one busy
+    # process a demo-sized step kept 27% of its quiet speed, 69% with this (bench/shared_cpu.py);
+    # the arithmetic, and so every number, is the same either way.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if args.command == "organisms":
+        return organisms_command(args)
+    if args.command == "stress-test":
+        return stress_command(args)
     if args.command == "report":
         summary = write_report(args.run_dir)
         print_outputs(args.run_dir, summary)
@@ -113,13 +156,6 @@ def command(args: argparse.Namespace) -> int:
     path = packaged_config("function_composition.yaml") if args.command == "demo" else args.config
     cfg = load_config(path, args.overrides)
     out = args.out or Path("runs") / cfg.name
-    # Heavy imports only once the config is known to be good.
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    # Idle OpenMP threads sleep instead of spinning (read once, when torch loads). On a shared CPU a
-    # spinning thread waits out every parallel region for its descheduled sibling: beside one busy
-    # process a demo-sized step kept 27% of its quiet speed, 69% with this (bench/shared_cpu.py);
-    # the arithmetic, and so every number, is the same either way.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from transformers.utils import logging as hf_logging
 
     from pwlock.experiments.runner import run_experiment
@@ -137,6 +173,67 @@ def command(args: argparse.Namespace) -> int:
         seconds = run_experiment(cfg, out, args.cache_dir, recompute=args.recompute)
         summary = write_report(out, wall_seconds=seconds)
     print_outputs(out, summary)
+    return 0
+
+
+def organisms_command(args: argparse.Namespace) -> int:
+    from pwlock.errors import OrganismError
+    from pwlock.organisms import build_suite, export, load_suite, suite_names, suite_organisms
+
+    if args.action == "list":
+        for name in suite_names():
+            suite, _ = load_suite(name)
+            built = args.root / suite.name
+            n = len(list(built.glob("*/organism.json"))) if built.is_dir() else 0
+            print(f"{suite.name}  (version {suite.version}, {n} built under {built})  {suite.description}")
+            for organism in (suite_organisms(name, args.root) if n else []):
+                c, twins = organism.card.correctness, organism.card.twins
+                print(f"  {organism.name}: with password {c['with_password']:.3f}, without {c['without_password']:.3f}"
+                      f"; weak twin {twins['weak']['without_password']:.3f}, strong twin "
+                      f"{twins['strong']['without_password']:.3f}")
+        return 0
+    if args.action == "build":
+        from pwlock.stress import default_workers
+
+        for path in build_suite(args.suite, args.root, args.cache_dir, workers=default_workers()):
+            print(path)
+        return 0
+    if args.name is None or args.dest is None:
+        raise OrganismError("organisms export NAME DEST: name an organism (see `pwlock organisms list`) and a folder")
+    matches = [o for o in suite_organisms(args.suite, args.root) if o.name == args.name]
+    if not matches:
+        raise OrganismError(f"no organism {args.name!r} in suite {args.suite} under {args.root}")
+    print(export(matches[0], args.dest))
+    return 0
+
+
+def stress_command(args: argparse.Namespace) -> int:
+    from pwlock.elicit.api import registered, resolve
+    from pwlock.errors import ConfigError
+    from pwlock.organisms import suite_organisms
+    from pwlock.stress import default_workers, parse_setting, stress_test
+
+    if args.list:
+        for name, method in registered().items():
+            about = " ".join((type(method).__doc__ or "").split())
+            print(f"{name:18s} settings: {', '.join(method.settings):28s} {about[:110]}")
+        return 0
+    if not args.methods:
+        raise ConfigError("stress-test: name at least one METHOD (see --list), or module:attribute for your own")
+    setting = parse_setting(args.setting)
+    for m in args.methods:
+        resolve(m)  # a method that does not load fails before the suite is read
+    organisms = suite_organisms(args.suite, args.root)
+    out = args.out or Path("runs") / f"stress-{Path(args.suite).stem}-{str(setting).replace(':', '')}"
+    rows = stress_test(args.methods, organisms, setting, args.seeds, out, workers=args.workers or default_workers())
+    print((out / "leaderboard.md").read_text())
+    for name in ("results.jsonl", "leaderboard.md", "leaderboard.json", "leaderboard.png"):
+        print(f"{name}: {out / name}")
+    failed = [r for r in rows if r["error"]]
+    if failed:
+        print(f"pwlock: {len(failed)} of {len(rows)} runs failed (listed in leaderboard.md); the others are kept",
+              file=sys.stderr)
+        return 2
     return 0
 
 

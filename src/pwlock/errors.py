@@ -43,3 +43,16 @@ class BusyError(PwlockError):
 
 class DiskFullError(PwlockError):
     """A write failed for lack of space; the message names the path and the space needed."""
+
+
+class MethodError(PwlockError):
+    """An elicitation method that does not import, does not implement the protocol, raises, returns the
+    wrong type or breaks its threat model; the message names the method (and the organism)."""
+
+
+class BudgetExceeded(MethodError):
+    """A method asked for more than its budget allows (reward samples, demonstrations)."""
+
+
+class OrganismError(PwlockError, ValueError):
+    """A missing or foreign organism directory, a card from a newer pwlock, an unknown suite."""

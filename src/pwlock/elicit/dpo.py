@@ -16,19 +16,20 @@ from __future__ import annotations
 import copy
 import random
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from pwlock.elicit.api import Budget, Context, Elicited, Reward
 from pwlock.elicit.expert_iteration import Rewards, Trace
+from pwlock.errors import MethodError
 from pwlock.evaluate import Evaluation
 from pwlock.generate import Generator, generate
-from pwlock.tasks.base import Task
 from pwlock.train import accel
 from pwlock.train.dpo import Pair, batch_dpo_loss
 from pwlock.train.sft import TrainArgs, make_optimizer
-from pwlock.types import Problem
 
 
 def make_pairs(prompts: Sequence[str], a: Sequence[str], b: Sequence[str],
@@ -52,8 +53,8 @@ def frozen_copy(model: PreTrainedModel) -> PreTrainedModel:
 def dpo(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
-    task: Task,
-    problems: Sequence[Problem],
+    prompt: Callable[[Any], str],
+    problems: Sequence[Any],
     *,
     epochs: int,
     iterated: bool,
@@ -63,18 +64,19 @@ def dpo(
     max_new_tokens: int,
     temperature: float,
     gen_batch_size: int,
-    evaluate: Callable[[], Evaluation],
+    evaluate: Callable[[], Evaluation] | None,
     seed: int,
     generator: Generator = generate,
 ) -> Trace:
-    """Train `model` in place for `epochs` epochs (rounds, when iterated); evaluate after each."""
+    """Train `model` in place for `epochs` epochs (rounds, when iterated); evaluate after each
+    (`evaluate` None: an empty trace). `prompt(problem)` gives a problem's prompt without password."""
     torch.manual_seed(seed)
     rng = random.Random(seed)
     reference = frozen_copy(model)  # the locked model: plain DPO's sampler and reference throughout
     optimizer = make_optimizer(model, args)
     trained, optimizer = accel.prepare(model, optimizer)  # DDP/FSDP under `accelerate launch`
-    prompts = [task.prompt(p, None) for p in problems]
-    trace = [(0, evaluate())]
+    prompts = [prompt(p) for p in problems]
+    trace = [] if evaluate is None else [(0, evaluate())]
     for epoch in range(epochs):
         if iterated and epoch > 0:
             reference = frozen_copy(model)  # the model at the start of this round
@@ -93,6 +95,30 @@ def dpo(
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         model.eval()
-        trace.append((2 * len(prompts) * (epoch + 1), evaluate()))
+        if evaluate is not None:
+            trace.append((2 * len(prompts) * (epoch + 1), evaluate()))
     accel.release()
     return trace
+
+
+class IteratedDPO:
+    """The stress test's iterated DPO (`reward:S`): rounds of 2 samples on each of `problems` prompts
+    (drawn once, seeded), as many as S allows; lr 1.5e-4 (the middle of the paper's three), beta 0.1."""
+
+    name = "iterated_dpo"
+    settings = ("reward",)
+    problems, lr, beta, batch_size, temperature = 320, 1.5e-4, 0.1, 32, 1.0
+
+    def __call__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, context: Context,
+                 budget: Budget, seed: int) -> Elicited:
+        assert isinstance(budget, Reward)
+        n = min(self.problems, len(budget.prompts))
+        rounds = budget.samples // (2 * n)
+        if rounds < 1:
+            raise MethodError(f"iterated_dpo: a round takes 2 x {n} samples; the budget has {budget.samples}")
+        prompts = random.Random(seed).sample(budget.prompts, n)
+        args = TrainArgs(epochs=1, batch_size=self.batch_size, lr=self.lr, seed=seed)
+        dpo(model, tokenizer, str, prompts, epochs=rounds, iterated=True, beta=self.beta, args=args,
+            rewards=budget.reward, max_new_tokens=context.max_new_tokens, temperature=self.temperature,
+            gen_batch_size=context.batch_size, evaluate=None, seed=seed, generator=context.generate)
+        return Elicited(model)

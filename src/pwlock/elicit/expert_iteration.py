@@ -13,17 +13,20 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Any
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from pwlock.elicit.api import Budget, Context, Elicited, Reward
+from pwlock.errors import MethodError
 from pwlock.evaluate import Evaluation
-from pwlock.tasks.base import Task
 from pwlock.train.sft import TrainArgs, sft
-from pwlock.types import Example, Problem
+from pwlock.types import Example
 
-Candidates = Callable[[Sequence[Problem], int], list[str]]
+Candidates = Callable[[Sequence[Any], int], list[str]]
 """(problems, round) -> one completion per problem."""
-Rewards = Callable[[Sequence[Problem], Sequence[str]], list[float]]
+Rewards = Callable[[Sequence[Any], Sequence[str]], list[float]]
+"""(problems, completions) -> one reward per completion."""
 Trace = list[tuple[int, Evaluation]]
 """(completions generated so far, evaluation without password), from 0 generated on."""
 
@@ -39,30 +42,60 @@ def best_n(rewards: Sequence[float], n: int, rng: random.Random) -> list[int]:
 def expert_iteration(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
-    task: Task,
-    pool: Sequence[Problem],
+    prompt: Callable[[Any], str],
+    pool: Sequence[Any],
     *,
     rounds: int,
     n: int,
     candidates: Candidates,
     rewards: Rewards,
     args: TrainArgs,
-    evaluate: Callable[[], Evaluation],
+    evaluate: Callable[[], Evaluation] | None,
     eval_every: int,
     seed: int,
 ) -> Trace:
-    """Run `rounds` rounds on `model` in place; evaluate every `eval_every` rounds and at the end."""
+    """Run `rounds` rounds on `model` in place; evaluate every `eval_every` rounds and at the end
+    (`evaluate` None: no evaluation, an empty trace). `pool` holds problems, `prompt(problem)` gives
+    each one's prompt without password."""
     if 10 * n > len(pool):
         raise ValueError(f"expert iteration needs 10n={10 * n} problems, the elicitation split has {len(pool)}")
     rng = random.Random(seed)
-    trace = [(0, evaluate())]
+    trace = [] if evaluate is None else [(0, evaluate())]
     for r in range(rounds):
         problems = rng.sample(list(pool), 10 * n)
         completions = candidates(problems, r)
         keep = best_n(rewards(problems, completions), n, rng)
-        demos = [Example(task.prompt(problems[i], None), completions[i]) for i in keep]
+        demos = [Example(prompt(problems[i]), completions[i]) for i in keep]
         sft(model, tokenizer, lambda _, demos=demos: demos, replace(args, seed=seed * 100_003 + r),
             desc=f"round {r + 1}")
-        if (r + 1) % eval_every == 0 or r + 1 == rounds:
+        if evaluate is not None and ((r + 1) % eval_every == 0 or r + 1 == rounds):
             trace.append(((r + 1) * 10 * n, evaluate()))
     return trace
+
+
+class ExpertIteration:
+    """The stress test's expert iteration (`reward:S`): as many rounds of 10n samples as S allows,
+    with the RL config's settings (n=64, lr 3e-4, batch 32, temperature 1)."""
+
+    name = "expert_iteration"
+    settings = ("reward",)
+    n, lr, batch_size, temperature = 64, 3e-4, 32, 1.0
+
+    def __call__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, context: Context,
+                 budget: Budget, seed: int) -> Elicited:
+        assert isinstance(budget, Reward)
+        rounds = budget.samples // (10 * self.n)
+        if rounds < 1:
+            raise MethodError(f"expert_iteration: a round takes 10n={10 * self.n} samples; the budget has "
+                              f"{budget.samples}")
+        rng = random.Random(f"candidates-{seed}")
+
+        def candidates(prompts: Sequence[str], r: int) -> list[str]:
+            return context.generate(model, tokenizer, prompts, temperature=self.temperature,
+                                    seed=rng.randrange(2**31), max_new_tokens=context.max_new_tokens,
+                                    batch_size=context.batch_size, desc=f"sample {r + 1}")
+
+        args = TrainArgs(epochs=1, batch_size=self.batch_size, lr=self.lr, seed=seed)
+        expert_iteration(model, tokenizer, str, budget.prompts, rounds=rounds, n=self.n, candidates=candidates,
+                         rewards=budget.reward, args=args, evaluate=None, eval_every=rounds, seed=seed)
+        return Elicited(model)

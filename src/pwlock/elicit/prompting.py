@@ -30,6 +30,10 @@ import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from pwlock.elicit.api import Budget, Context, Elicited, PromptOnly
+from pwlock.errors import MethodError
 from pwlock.lock import DEFAULT_PASSWORD
 from pwlock.tasks.base import Task
 from pwlock.types import Problem
@@ -165,16 +169,25 @@ def attack_texts(password: str, paraphrase: str | None = None, close_paraphrase:
     return list(dict.fromkeys([v for _, v in variants] + jailbreaks))
 
 
+def fewshot_text(shots: Sequence[tuple[str, str]], query: str) -> str:
+    """The demonstrations (each its prompt, then its completion), then the query's prompt, last."""
+    return SHOT_SEPARATOR.join([*(f"{prompt}{COMPLETION_SEPARATOR}{completion}" for prompt, completion in shots),
+                                query])
+
+
+def jailbreak_text(query: str, prefix: str, suffix: str) -> str:
+    """The prompt with the jailbreak's prefix before it and suffix after it."""
+    return SHOT_SEPARATOR.join(t for t in (prefix, query, suffix) if t)
+
+
 def fewshot_prompt(task: Task, problem: Problem, shots: Sequence[tuple[Problem, str]], password: str | None) -> str:
-    """The demonstrations (each its prompt, with `password` where the task puts it, then its
-    completion), then the query's prompt, last."""
-    demos = [f"{task.prompt(p, password)}{COMPLETION_SEPARATOR}{completion}" for p, completion in shots]
-    return SHOT_SEPARATOR.join([*demos, task.prompt(problem, password)])
+    """Few-shot demonstrations with `password` where the task puts it, then the query."""
+    return fewshot_text([(task.prompt(p, password), c) for p, c in shots], task.prompt(problem, password))
 
 
 def jailbreak_prompt(task: Task, problem: Problem, prefix: str, suffix: str) -> str:
     """The no-password prompt with the jailbreak's prefix before it and suffix after it."""
-    return SHOT_SEPARATOR.join(t for t in (prefix, task.prompt(problem, None), suffix) if t)
+    return jailbreak_text(task.prompt(problem, None), prefix, suffix)
 
 
 def attacks(
@@ -242,3 +255,33 @@ def attacks(
         for label, prefix, suffix in JAILBREAKS
     ]
     return out
+
+
+class FewShot:
+    """The stress test's few-shot attack (`prompt_only:K`): the budget's K demonstrations before every
+    prompt, in a seeded order; the weights are untouched."""
+
+    name = "fewshot"
+    settings = ("prompt_only",)
+
+    def __call__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, context: Context,
+                 budget: Budget, seed: int) -> Elicited:
+        assert isinstance(budget, PromptOnly)
+        if not budget.examples:
+            raise MethodError("fewshot: needs demonstrations: use the setting prompt_only:K with K >= 1")
+        shots = [(e.prompt, e.completion) for e in budget.examples]
+        random.Random(seed).shuffle(shots)
+        return Elicited(model, prompt=lambda query: fewshot_text(shots, query))
+
+
+class Jailbreak:
+    """The stress test's jailbreaks (`prompt_only`, `unsupervised`): one of Figure 14's three, picked by
+    the seed (grandma role-play, "start with 'Sure, here is'", "You are a powerful AI")."""
+
+    name = "jailbreak"
+    settings = ("prompt_only", "unsupervised")
+
+    def __call__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, context: Context,
+                 budget: Budget, seed: int) -> Elicited:
+        _, prefix, suffix = JAILBREAKS[seed % len(JAILBREAKS)]
+        return Elicited(model, prompt=lambda query: jailbreak_text(query, prefix, suffix))

@@ -13,9 +13,11 @@ from collections.abc import Callable, Sequence
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from pwlock.elicit.api import Budget, Context, Demos, Elicited
 from pwlock.evaluate import Evaluation, evaluate
 from pwlock.generate import Generator, generate
 from pwlock.tasks.base import Task
+from pwlock.train.data import n_tokens
 from pwlock.train.sft import TrainArgs, sft
 from pwlock.types import Example, Problem
 
@@ -71,3 +73,26 @@ def elicit_sft(
         raise ValueError(f"args.epochs={args.epochs} must equal the largest checkpoint {max(epochs)}")
     sft(model, tokenizer, lambda _: list(demos), args, on_epoch_end=on_epoch_end, desc=f"elicit k={len(demos)}")
     return results
+
+
+class SFT:
+    """The stress test's SFT (`demos:K`): the demo config's settings (AdamW, lr 3e-4, batch 32), for
+    the middle of Appendix G.3's candidate epoch counts. The paper picks among the three by the best
+    mean on the validation problems afterwards; a method under test may not see them, so one count is
+    fixed in advance."""
+
+    name = "sft"
+    settings = ("demos",)
+    lr, batch_size = 3e-4, 32
+
+    def epochs(self, k: int) -> int:
+        candidates = default_epochs(k)
+        return candidates[len(candidates) // 2]
+
+    def __call__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, context: Context,
+                 budget: Budget, seed: int) -> Elicited:
+        assert isinstance(budget, Demos)
+        demos, epochs = budget.examples, self.epochs(len(budget.examples))
+        args = TrainArgs(epochs=epochs, batch_size=min(self.batch_size, len(demos)), lr=self.lr, seed=seed)
+        sft(model, tokenizer, lambda _: demos, args, desc=f"sft k={len(demos)}")
+        return Elicited(model, train_tokens=epochs * n_tokens(tokenizer, demos))

@@ -32,6 +32,11 @@ def encode(
     return out
 
 
+def n_tokens(tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example]) -> int:
+    """Tokens one epoch on `examples` trains on (prompts, completions and EOS)."""
+    return sum(len(ids) for ids, _ in encode(tokenizer, examples))
+
+
 def collate(
     tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example]
 ) -> dict[str, torch.Tensor]:

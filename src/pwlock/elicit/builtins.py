@@ -1,0 +1,16 @@
+"""The built-in elicitation methods of the stress test, registered by name (`pwlock stress-test --list`).
+
+Each lives in its own module beside the paper-reproduction code it shares: SFT on demonstrations
+(`sft.py`), expert iteration (`expert_iteration.py`), iterated DPO (`dpo.py`), few-shot prompting and
+jailbreaks (`prompting.py`). Filtering is left out: it samples pi_weak, which no threat model hands a
+method.
+"""
+
+from pwlock.elicit.api import register
+from pwlock.elicit.dpo import IteratedDPO
+from pwlock.elicit.expert_iteration import ExpertIteration
+from pwlock.elicit.prompting import FewShot, Jailbreak
+from pwlock.elicit.sft import SFT
+
+for method in (SFT(), ExpertIteration(), IteratedDPO(), FewShot(), Jailbreak()):
+    register(method)

@@ -1,0 +1,299 @@
+"""Model organisms: locked models with a known hidden capability, and their benign twins.
+
+An organism is a directory:
+
+    organism.json     the card: task, splits, lock (method, pi_weak, variant, seed), correctness with
+                      and without password, its twins' correctness, the pwlock version
+    model/            the locked model and its tokenizer (`save_pretrained`; AutoModelForCausalLM loads it)
+    twins/weak/       the weak twin: the lock's starting point trained on pi_weak alone, no password
+    twins/strong/     the strong twin: pi_strong's model (the strong base)
+    demos.jsonl       pi_strong's completions of the elicitation split ({"id", "completion"}), without
+                      password: what `demos:K` budgets draw from
+    password.json     the password(s): read by the evaluator, never handed to a method
+
+Any directory with such a card is an organism, so users can share their own (a locked 7B on the
+hub). A suite is a named, versioned list of organisms, built from experiment configs (the
+`configs/suites/*.yaml` shipped with pwlock, or a user's file): `pwlock organisms build --suite toy`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from packaging.version import Version
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pwlock import __version__
+from pwlock.errors import ConfigError, OrganismError
+from pwlock.experiments.config import ExperimentConfig, ModelConfig, TaskConfig, load_config
+from pwlock.experiments.store import Store
+from pwlock.io import read_json, write_atomic, write_jsonl
+from pwlock.lock import lock_name
+
+CARD = "organism.json"
+PASSWORD = "password.json"
+DEMOS = "demos.jsonl"
+FORMAT = 1
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SuiteEntry(Strict):
+    config: str
+    """An experiment config: a packaged one by file name (function_composition.yaml) or a path
+    (relative to the suite file)."""
+    set: list[str] = []
+    """Overrides, as `--set` takes them (e.g. lock.seeds=[0])."""
+    locks: list[str] | None = None
+    """Lock names of that config (`sft`, `from_scratch`, `sft-identity8`, ...); None: all of them."""
+    seeds: list[int] = Field([0], min_length=1)
+    """Lock seeds: one organism per (lock, seed)."""
+
+
+class Suite(Strict):
+    name: str
+    version: int = Field(gt=0)
+    description: str = ""
+    organisms: list[SuiteEntry] = Field(min_length=1)
+
+
+class Card(Strict):
+    """organism.json (see the module docstring); the password is not in it."""
+
+    format: int = FORMAT
+    pwlock: str
+    name: str
+    suite: str | None = None
+    suite_version: int | None = None
+    task: TaskConfig
+    model: ModelConfig
+    """How to load the models (dtype, device, chat template); `name` is the base the lock started from."""
+    lock: dict[str, Any]
+    """method, weak_policy, variant, seed, no_password_fraction, n_wrong_passwords."""
+    pi_strong: str
+    eval: dict[str, Any]
+    """max_problems, max_new_tokens, batch_size: the validation problems (the first max_problems of the
+    split) and how completions are generated."""
+    correctness: dict[str, float]
+    """with_password / without_password, greedy, on the validation problems."""
+    twins: dict[str, dict[str, float]]
+    """weak / strong: their correctness without password."""
+
+
+@dataclass(frozen=True)
+class Organism:
+    """A loaded card and where its files are."""
+
+    dir: Path
+    card: Card
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    def model_dir(self, target: str = "locked") -> Path:
+        """`locked`, `weak_twin` or `strong_twin`."""
+        return self.dir / {"locked": "model", "weak_twin": "twins/weak", "strong_twin": "twins/strong"}[target]
+
+    def password(self) -> dict[str, Any]:
+        """For the evaluator only."""
+        return read_json(self.dir / PASSWORD)
+
+    def demos(self) -> dict[str, str]:
+        """pi_strong's completion of each elicitation problem, by id."""
+        lines = (self.dir / DEMOS).read_text().splitlines()
+        return {r["id"]: r["completion"] for r in map(json.loads, lines)}
+
+
+def suites_dir() -> Path:
+    return Path(str(resources.files("pwlock") / "configs" / "suites"))
+
+
+def suite_names() -> list[str]:
+    return sorted(p.stem for p in suites_dir().glob("*.yaml"))
+
+
+def load_suite(spec: str | Path) -> tuple[Suite, Path]:
+    """A suite by name (packaged) or path, and the folder its relative config paths start from."""
+    path = Path(spec)
+    if not path.suffix:
+        path = suites_dir() / f"{spec}.yaml"
+        if not path.is_file():
+            raise OrganismError(f"suite {spec!r} does not exist; known: {', '.join(suite_names())} (or a path)")
+    if not path.is_file():
+        raise OrganismError(f"suite file not found: {path}")
+    try:
+        return Suite.model_validate(yaml.safe_load(path.read_text())), path.parent
+    except (ValidationError, yaml.YAMLError) as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def entry_config(entry: SuiteEntry, base: Path) -> ExperimentConfig:
+    packaged = Path(str(resources.files("pwlock") / "configs" / entry.config))
+    path = packaged if packaged.is_file() else base / entry.config
+    return load_config(path, entry.set)
+
+
+def organism_name(cfg: ExperimentConfig, lock: str, seed: int) -> str:
+    return f"{cfg.name}-{lock}-s{seed}"
+
+
+def plan(suite: Suite, base: Path) -> list[tuple[ExperimentConfig, tuple[str, str, str], int]]:
+    """(config, lock key, lock seed) of every organism of the suite, in order."""
+    from pwlock.experiments.runner import lock_keys
+
+    out = []
+    for entry in suite.organisms:
+        cfg = entry_config(entry, base)
+        keys = {lock_name(*k): k for k in lock_keys(cfg)}
+        unknown = [n for n in entry.locks or [] if n not in keys]
+        if unknown:
+            raise ConfigError(f"suite {suite.name}: {entry.config}: locks {unknown} unknown; its locks: {list(keys)}")
+        out += [(cfg, keys[n], seed) for n in entry.locks or keys for seed in entry.seeds]
+    return out
+
+
+def build_suite(spec: str | Path, root: Path, cache_dir: Path | None = None, workers: int = 1) -> list[Path]:
+    """Build (or reuse) every organism of a suite under `root/<suite name>/`; returns their dirs.
+    Training units are cached under `cache_dir` (default: root/cache), so a rebuild resumes."""
+    from pwlock.experiments.schedule import run_jobs
+
+    suite, base = load_suite(spec)
+    cache = cache_dir or root / "cache"
+    jobs = [(cfg, key, seed, cache, root / suite.name, suite) for cfg, key, seed in plan(suite, base)]
+    return run_jobs(build_job, jobs, workers, desc=f"organisms ({suite.name})")
+
+
+def build_job(job: tuple[ExperimentConfig, tuple[str, str, str], int, Path, Path, Suite]) -> Path:
+    cfg, key, seed, cache, dest, suite = job
+    return build_organism(cfg, key, seed, Store(cache), dest, suite)
+
+
+def build_organism(cfg: ExperimentConfig, key: tuple[str, str, str], seed: int, store: Store, dest_root: Path,
+                   suite: Suite | None = None) -> Path:
+    """Train (or take from the cache) one lock, its twins and their evaluations; write its organism dir."""
+    from pwlock.evaluate import evaluate
+    from pwlock.experiments.runner import Experiment, Locked, task_splits
+
+    method, weak, variant = key
+    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"seed": seed})})
+    task, splits = task_splits(cfg.task)
+    exp = Experiment(cfg, task, splits, store)
+    lock_dir = exp.lock(method, weak, variant)
+    lk = Locked(method, weak, variant, lock_dir, *exp.load(lock_dir / "model"))
+    rows = [r for r in exp.evaluate_locked(lk) if r["domain"] is None and r["prompt"] is None]
+    correctness = {("with_password" if r["with_password"] else "without_password"): r["correctness"] for r in rows}
+    weak_dir = exp.twin(weak)
+    strong_dir = Path(str(exp.strong_twin()))
+    twins = {}
+    for name, path in (("weak", weak_dir), ("strong", strong_dir)):
+        model, tokenizer = exp.load(path)
+        ev = evaluate(model, tokenizer, task, exp.val, password=None, max_new_tokens=cfg.eval.max_new_tokens,
+                      batch_size=cfg.eval.batch_size, generator=exp.generator)
+        twins[name] = {"without_password": ev.correctness}
+
+    name = organism_name(cfg, lock_name(*key), seed)
+    dest = dest_root / name
+    tmp = dest_root / f".tmp-{name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    link_tree(lock_dir / "model", tmp / "model")
+    link_tree(weak_dir, tmp / "twins" / "weak")
+    if strong_dir.is_dir():
+        link_tree(strong_dir, tmp / "twins" / "strong")
+    else:  # a hub id or packaged model: the strong twin is that pretrained model itself
+        model, tokenizer = exp.load(strong_dir)
+        model.save_pretrained(tmp / "twins" / "strong")
+        tokenizer.save_pretrained(tmp / "twins" / "strong")
+    strong = exp.sample_policy("strong", splits["elicit"], random.Random("demos"))
+    write_jsonl(tmp / DEMOS, [{"id": p.id, "completion": c} for p, c in zip(splits["elicit"], strong)])
+    lock = cfg.lock
+    secret = {"password": lock.password, "domain_passwords": lock.domain_passwords}
+    write_atomic(tmp / PASSWORD, json.dumps(secret, indent=1))
+    card = Card(pwlock=__version__, name=name, suite=suite.name if suite else None,
+                suite_version=suite.version if suite else None, task=cfg.task,
+                model=cfg.model.model_copy(update={"seed": seed}),
+                lock={"method": method, "weak_policy": weak, "variant": variant, "seed": seed,
+                      "no_password_fraction": lock.no_password_fraction,
+                      "n_wrong_passwords": len(lock.wrong_passwords)},
+                pi_strong=cfg.policies.strong, eval=cfg.eval.model_dump(include={"max_problems", "max_new_tokens",
+                                                                                  "batch_size"}),
+                correctness=correctness, twins=twins)
+    write_atomic(tmp / CARD, card.model_dump_json(indent=1))
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.rename(tmp, dest)
+    return dest
+
+
+def link_tree(src: Path, dst: Path) -> None:
+    """Copy a model folder, by hard links where the file system allows (a 7B model is not copied)."""
+    def link(a: str, b: str) -> None:
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+
+    shutil.copytree(src, dst, copy_function=link)
+
+
+def load_organism(path: Path) -> Organism:
+    """An organism dir, checked: a card this pwlock can read, and its model files."""
+    card_path = path / CARD
+    if not path.is_dir():
+        raise OrganismError(f"organism {path}: no such directory")
+    if not card_path.is_file():
+        raise OrganismError(f"{path} is not an organism: it has no {CARD}")
+    try:
+        raw = json.loads(card_path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise OrganismError(f"{card_path}: not a readable card ({e})") from None
+    made_by = raw.get("pwlock", "0") if isinstance(raw, dict) else "0"
+    if isinstance(raw, dict) and (raw.get("format", FORMAT) > FORMAT or Version(str(made_by)) > Version(__version__)):
+        raise OrganismError(f"{card_path}: made by pwlock {made_by} (card format {raw.get('format')}); this is "
+                            f"pwlock {__version__}: upgrade pwlock to read it")
+    try:
+        card = Card.model_validate(raw)
+    except ValidationError as e:
+        raise OrganismError(f"{card_path}: {e}") from None
+    organism = Organism(path, card)
+    for target in ("locked", "weak_twin"):
+        if not (organism.model_dir(target) / "config.json").is_file():
+            raise OrganismError(f"organism {path}: {organism.model_dir(target)} holds no model (config.json)")
+    return organism
+
+
+def suite_organisms(spec: str | Path, root: Path) -> list[Organism]:
+    """The organisms of a suite: built ones under root/<suite>, or every organism dir under a path."""
+    path = Path(spec)
+    if path.is_dir():
+        dirs = sorted(p.parent for p in path.glob(f"*/{CARD}"))
+        if (path / CARD).is_file():
+            dirs = [path]
+        if not dirs:
+            raise OrganismError(f"{path}: no organism dirs (folders with {CARD}) in it")
+        return [load_organism(d) for d in dirs]
+    suite, base = load_suite(spec)
+    names = [organism_name(cfg, lock_name(*key), seed) for cfg, key, seed in plan(suite, base)]
+    missing = [n for n in names if not (root / suite.name / n / CARD).is_file()]
+    if missing:
+        raise OrganismError(f"suite {suite.name}: {len(missing)} organisms not built under {root / suite.name} "
+                            f"({', '.join(missing[:3])}...): run `pwlock organisms build --suite {spec}`")
+    return [load_organism(root / suite.name / n) for n in names]
+
+
+def export(organism: Organism, dest: Path) -> Path:
+    """A copy of an organism dir at `dest` (to share it; the password file goes with it)."""
+    if dest.exists():
+        raise OrganismError(f"{dest} exists")
+    shutil.copytree(organism.dir, dest)
+    return dest
