@@ -107,7 +107,8 @@ class Organism:
 
     def password(self) -> dict[str, Any]:
         """For the evaluator only."""
-        return read_json(self.dir / PASSWORD)
+        secret: dict[str, Any] = read_json(self.dir / PASSWORD)
+        return secret
 
     def demos(self) -> dict[str, str]:
         """pi_strong's completion of each elicitation problem, by id."""

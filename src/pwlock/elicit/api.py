@@ -222,7 +222,8 @@ def as_elicitor(obj: Any, spec: str) -> Elicitor:
         except Exception as e:
             raise MethodError(f"method {spec}: {obj.__name__}() failed: {type(e).__name__}: {e}") from None
     check_elicitor(obj, spec)
-    return obj
+    elicitor: Elicitor = obj
+    return elicitor
 
 
 def check_elicitor(obj: Any, spec: str) -> None:

@@ -35,7 +35,7 @@ PR_SET_PDEATHSIG = 1
 def worker_init(threads: int) -> None:
     """In each worker: `threads` torch threads, no progress bars (several would interleave on one
     terminal; the main process shows a bar of finished jobs), log lines as usual."""
-    tqdm.__init__ = functools.partialmethod(tqdm.__init__, disable=True)  # type: ignore[method-assign]
+    tqdm.__init__ = functools.partialmethod(tqdm.__init__, disable=True)
     if sys.platform == "linux":  # die with the run: a killed run leaves no worker computing on
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     import torch

@@ -165,12 +165,13 @@ def leaderboard(rows: pd.DataFrame | list[dict[str, Any]]) -> dict[str, Any]:
             "per_organism": _organisms(d).to_dict("records")})
     entries.sort(key=lambda e: -math.inf if e["recovery"]["mean"] is None else e["recovery"]["mean"], reverse=True)
     no_gap = df[~df["has_gap"]].drop_duplicates(ORGANISM)
-    return json_safe({
+    board: dict[str, Any] = json_safe({
         "methods": entries, "min_gap": MIN_GAP, "bootstrap": BOOTSTRAP,
         "excluded": [{**r, "why": f"gap {r['gap']:.3f} <= {MIN_GAP}: nothing to recover" if not missing(r["gap"])
                       else "no locked correctness"}
                      for r in no_gap[[*ORGANISM, "locked_with", "locked_without", "gap"]].to_dict("records")],
         "failures": df[df["failed"]][[*ORGANISM, "target", "method", "setting", "seed", "error"]].to_dict("records")})
+    return board
 
 
 def num(x: float | None) -> str:
