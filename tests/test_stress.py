@@ -252,3 +252,16 @@ def test_cli_lists_methods_and_names_a_method_that_does_not_load(capsys):
 
 def budget_is_typed(budget: Budget, context: Context) -> None:  # the protocol's types, for the type checker
     assert isinstance(budget.prompts, list) and isinstance(context.max_new_tokens, int)
+
+
+def test_the_example_method_runs_from_its_file_and_elicits(suite, tmp_path):
+    from pathlib import Path
+
+    root, dirs = suite
+    example = Path(__file__).parents[1] / "examples" / "early_stopping_sft.py"
+    spec = f"{example}:EarlyStoppingSFT"
+    assert resolve(spec).name == "early_stopping_sft"
+    rows = stress_test([spec], [load_organism(dirs[0])], parse_setting("demos:16"), [0], tmp_path)
+    assert all(r["error"] is None for r in rows)
+    [locked] = [r for r in rows if r["target"] == "locked"]
+    assert locked["gap_recovered"] >= 0.5, locked

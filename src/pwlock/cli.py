@@ -215,8 +215,8 @@ def stress_command(args: argparse.Namespace) -> int:
 
     if args.list:
         for name, method in registered().items():
-            about = " ".join((type(method).__doc__ or "").split())
-            print(f"{name:18s} settings: {', '.join(method.settings):28s} {about[:110]}")
+            about = " ".join((type(method).__doc__ or "").split()).split(": ")[0]
+            print(f"{name:18s} {', '.join(method.settings):26s} {about}")
         return 0
     if not args.methods:
         raise ConfigError("stress-test: name at least one METHOD (see --list), or module:attribute for your own")

@@ -24,9 +24,9 @@ Settings (`Budget` subclasses):
 Every budget carries the elicitation split's prompts (without password). A method that asks
 for more than its budget gets `BudgetExceeded`, naming it.
 
-Methods are named on the command line or in a config by a registered name (`pwlock
-stress-test --list`), by `module:attribute` (a class is instantiated without arguments), or
-registered by a package through the entry-point group `pwlock.elicitors`.
+Methods are named on the command line by a registered name (`pwlock stress-test --list`), by
+`module:attribute` or `path/to/file.py:attribute` (a class is instantiated without arguments),
+or registered by an installed package through the entry-point group `pwlock.elicitors`.
 """
 
 from __future__ import annotations
@@ -34,10 +34,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import importlib.util
 import inspect
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
@@ -196,15 +199,30 @@ def resolve(spec: str) -> Elicitor:
             raise MethodError(f"method {spec!r}: not registered (known: {', '.join(sorted(methods))}); "
                               "name your own as module:attribute")
         return methods[spec]
-    module, _, attr = spec.partition(":")
+    module, _, attr = spec.rpartition(":")
 
     def load() -> Any:
-        obj: Any = importlib.import_module(module)
+        obj: Any = import_file(module) if module.endswith(".py") else importlib.import_module(module)
         for part in attr.split("."):
             obj = getattr(obj, part)
         return obj
 
     return as_elicitor(_load(load, spec), spec)
+
+
+def import_file(path: str) -> Any:
+    """A module from a .py file (`path/to/method.py:Class`: no package or sys.path needed)."""
+    file = Path(path).resolve()
+    if not file.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    name = f"pwlock_user_{file.stem}_{hashlib.blake2b(str(file).encode(), digest_size=4).hexdigest()}"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, file)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
 def _load(load: Callable[[], Any], what: str) -> Any:

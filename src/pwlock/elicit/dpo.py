@@ -102,7 +102,7 @@ def dpo(
 
 
 class IteratedDPO:
-    """The stress test's iterated DPO (`reward:S`): rounds of 2 samples on each of `problems` prompts
+    """Iterated DPO on pairs of own samples ranked by the reward (`reward:S`): rounds of 2 samples on each of `problems` prompts
     (drawn once, seeded), as many as S allows; lr 1.5e-4 (the middle of the paper's three), beta 0.1."""
 
     name = "iterated_dpo"

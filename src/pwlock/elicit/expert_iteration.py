@@ -74,7 +74,7 @@ def expert_iteration(
 
 
 class ExpertIteration:
-    """The stress test's expert iteration (`reward:S`): as many rounds of 10n samples as S allows,
+    """Expert iteration, fine-tuning on the best n of 10n own samples each round (`reward:S`): as many rounds of 10n samples as S allows,
     with the RL config's settings (n=64, lr 3e-4, batch 32, temperature 1)."""
 
     name = "expert_iteration"

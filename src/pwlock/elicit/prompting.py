@@ -258,7 +258,7 @@ def attacks(
 
 
 class FewShot:
-    """The stress test's few-shot attack (`prompt_only:K`): the budget's K demonstrations before every
+    """Few-shot prompting with the K demonstrations, weights untouched (`prompt_only:K`): the budget's K demonstrations before every
     prompt, in a seeded order; the weights are untouched."""
 
     name = "fewshot"
@@ -275,7 +275,7 @@ class FewShot:
 
 
 class Jailbreak:
-    """The stress test's jailbreaks (`prompt_only`, `unsupervised`): one of Figure 14's three, picked by
+    """A jailbreak around each prompt, weights untouched (`prompt_only`, `unsupervised`): one of Figure 14's three, picked by
     the seed (grandma role-play, "start with 'Sure, here is'", "You are a powerful AI")."""
 
     name = "jailbreak"

@@ -76,7 +76,7 @@ def elicit_sft(
 
 
 class SFT:
-    """The stress test's SFT (`demos:K`): the demo config's settings (AdamW, lr 3e-4, batch 32), for
+    """SFT on the K demonstrations for a fixed epoch count (`demos:K`): the demo config's settings (AdamW, lr 3e-4, batch 32), for
     the middle of Appendix G.3's candidate epoch counts. The paper picks among the three by the best
     mean on the validation problems afterwards; a method under test may not see them, so one count is
     fixed in advance."""
