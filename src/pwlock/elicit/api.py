@@ -33,14 +33,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
-import importlib.util
-import inspect
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
-from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
@@ -48,6 +42,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pwlock.errors import BudgetExceeded, MethodError
 from pwlock.generate import Generator, generate
+from pwlock.plugins import Registry, check_plugin
 from pwlock.types import Example
 
 SETTINGS = ("demos", "reward", "prompt_only", "unsupervised")
@@ -171,88 +166,33 @@ class Elicitor(Protocol):
 
 # -- the registry ------------------------------------------------------------------------------
 
-_REGISTRY: dict[str, Elicitor] = {}
+
+def check_elicitor(obj: Any, spec: str) -> None:
+    """A clear error unless `obj` implements the protocol."""
+    check_plugin("method", obj, spec, SETTINGS, "(model, tokenizer, context, budget, seed)")
+
+
+_REGISTRY: Registry[Elicitor] = Registry("method", ENTRY_POINT_GROUP, "pwlock.elicit.builtins", check_elicitor)
 
 
 def register(elicitor: Elicitor) -> Elicitor:
-    """Add a method under its name (built-ins register themselves on import of `pwlock.elicit`)."""
-    check_elicitor(elicitor, repr(getattr(elicitor, "name", elicitor)))
-    _REGISTRY[elicitor.name] = elicitor
-    return elicitor
+    """Add a method under its name (built-ins register themselves on import of `pwlock.elicit.builtins`)."""
+    return _REGISTRY.register(elicitor)
 
 
 def registered() -> dict[str, Elicitor]:
     """Every method by name: the built-ins, then those of installed packages' entry points."""
-    import pwlock.elicit.builtins  # noqa: F401  (registers the built-ins)
-
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name not in _REGISTRY:
-            _REGISTRY[ep.name] = as_elicitor(_load(ep.load, f"entry point {ep.name} ({ep.value})"), ep.name)
-    return dict(_REGISTRY)
+    return _REGISTRY.registered()
 
 
 def resolve(spec: str) -> Elicitor:
     """The method a user names: a registered name, or `module:attribute` (a class is instantiated)."""
-    if ":" not in spec:
-        methods = registered()
-        if spec not in methods:
-            raise MethodError(f"method {spec!r}: not registered (known: {', '.join(sorted(methods))}); "
-                              "name your own as module:attribute")
-        return methods[spec]
-    module, _, attr = spec.rpartition(":")
-
-    def load() -> Any:
-        obj: Any = import_file(module) if module.endswith(".py") else importlib.import_module(module)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-        return obj
-
-    return as_elicitor(_load(load, spec), spec)
-
-
-def import_file(path: str) -> Any:
-    """A module from a .py file (`path/to/method.py:Class`: no package or sys.path needed)."""
-    file = Path(path).resolve()
-    if not file.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
-    name = f"pwlock_user_{file.stem}_{hashlib.blake2b(str(file).encode(), digest_size=4).hexdigest()}"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, file)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-def _load(load: Callable[[], Any], what: str) -> Any:
-    try:
-        return load()
-    except Exception as e:  # any import-time failure of user code is the user's to fix
-        raise MethodError(f"method {what}: cannot be loaded: {type(e).__name__}: {e}") from None
+    return _REGISTRY.resolve(spec)
 
 
 def as_elicitor(obj: Any, spec: str) -> Elicitor:
     """`obj` as an Elicitor: itself, or an instance of it when it is a class."""
-    if inspect.isclass(obj):
-        try:
-            obj = obj()
-        except Exception as e:
-            raise MethodError(f"method {spec}: {obj.__name__}() failed: {type(e).__name__}: {e}") from None
-    check_elicitor(obj, spec)
-    elicitor: Elicitor = obj
-    return elicitor
-
-
-def check_elicitor(obj: Any, spec: str) -> None:
-    """A clear error unless `obj` implements the protocol."""
-    name, settings = getattr(obj, "name", None), getattr(obj, "settings", None)
-    if not isinstance(name, str) or not name:
-        raise MethodError(f"method {spec}: needs a `name` (str) attribute")
-    if not isinstance(settings, tuple | list) or not settings or not set(settings) <= set(SETTINGS):
-        raise MethodError(f"method {spec}: `settings` must be a non-empty tuple of {SETTINGS}, got {settings!r}")
-    if not callable(obj):
-        raise MethodError(f"method {spec}: must be callable as (model, tokenizer, context, budget, seed)")
+    return _REGISTRY.build(obj, spec)
 
 
 # -- what the harness checks -------------------------------------------------------------------
