@@ -2,15 +2,17 @@
 
 Each lives in its own module beside the paper-reproduction code it shares: SFT on demonstrations
 (`sft.py`), expert iteration (`expert_iteration.py`), iterated DPO (`dpo.py`), few-shot prompting and
-jailbreaks (`prompting.py`). Filtering is left out: it samples pi_weak, which no threat model hands a
+jailbreaks (`prompting.py`), and noise injection (`pwlock/detect/noise.py`: the detector's sigma sweep,
+returning the best-scoring noised model). Filtering is left out: it samples pi_weak, which no threat model hands a
 method.
 """
 
+from pwlock.detect.noise import NoiseElicitation
 from pwlock.elicit.api import register
 from pwlock.elicit.dpo import IteratedDPO
 from pwlock.elicit.expert_iteration import ExpertIteration
 from pwlock.elicit.prompting import FewShot, Jailbreak
 from pwlock.elicit.sft import SFT
 
-for method in (SFT(), ExpertIteration(), IteratedDPO(), FewShot(), Jailbreak()):
+for method in (SFT(), ExpertIteration(), IteratedDPO(), FewShot(), Jailbreak(), NoiseElicitation()):
     register(method)
