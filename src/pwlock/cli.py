@@ -20,6 +20,7 @@ password (Greenblatt et al., NeurIPS 2024).
   pwlock tasks [--count]      the tasks, their domains and where their data comes from
   pwlock organisms build      build a suite of locked model organisms with their benign twins
   pwlock stress-test METHOD   score elicitation methods (yours: module:attribute) on a suite
+  pwlock detect DETECTOR      score detectors of locked models (yours: module:attribute) on a suite
 """
 
 
@@ -93,6 +94,24 @@ def main(argv: list[str] | None = None) -> int:
     stress.add_argument("--out", type=Path, help="results dir (default: runs/stress-<suite>-<setting>)")
     stress.add_argument("--workers", type=int, help="runs side by side, one thread each (default: one per core)")
 
+    detect = sub.add_parser(
+        "detect", help="score detectors of locked models on a suite: organisms vs their benign twins",
+        description="Run each DETECTOR on every organism's locked model (label 1) and on its weak and strong twins "
+                    "(label 0), with several seeds, under one threat model (--setting); write results.jsonl, "
+                    "detect.md, detect.json (AUROC with a bootstrap CI, TPR at 5%%/1%% FPR) and detect.png (ROC). "
+                    "DETECTOR: a registered name (--list) or module:attribute / file.py:attribute for your own.")
+    detect.add_argument("detectors", nargs="*", metavar="DETECTOR")
+    detect.add_argument("--list", action="store_true", help="list the registered detectors and their settings")
+    detect.add_argument("--suite", default="toy", help="a built suite's name or file, or a folder of organism dirs")
+    detect.add_argument("--setting", default="reward:4096",
+                        help="demos:K[:strong|ground_truth] | reward:SAMPLES | prompt_only[:K] | unsupervised "
+                             "(default: reward:4096)")
+    detect.add_argument("--seeds", type=int, nargs="+", default=[0], help="detector seeds (default: 0)")
+    detect.add_argument("--root", type=Path, default=Path("organisms"), help="where suites are built (default: "
+                                                                              "./organisms)")
+    detect.add_argument("--out", type=Path, help="results dir (default: runs/detect-<suite>-<setting>)")
+    detect.add_argument("--workers", type=int, help="runs side by side, one thread each (default: one per core)")
+
     args = parser.parse_args(argv)
     try:
         return dispatch(args)
@@ -149,6 +168,8 @@ def command(args: argparse.Namespace) -> int:
         return organisms_command(args)
     if args.command == "stress-test":
         return stress_command(args)
+    if args.command == "detect":
+        return detect_command(args)
     if args.command == "report":
         summary = write_report(args.run_dir)
         print_outputs(args.run_dir, summary)
@@ -232,6 +253,38 @@ def stress_command(args: argparse.Namespace) -> int:
     failed = [r for r in rows if r["error"]]
     if failed:
         print(f"pwlock: {len(failed)} of {len(rows)} runs failed (listed in leaderboard.md); the others are kept",
+              file=sys.stderr)
+        return 2
+    return 0
+
+
+def detect_command(args: argparse.Namespace) -> int:
+    from pwlock.detect.api import registered, resolve
+    from pwlock.detect.run import detect
+    from pwlock.errors import ConfigError, MethodError
+    from pwlock.organisms import suite_organisms
+    from pwlock.stress import default_workers, parse_setting
+
+    if args.list:
+        for name, detector in registered().items():
+            about = " ".join((type(detector).__doc__ or "").split()).split(": ")[0]
+            print(f"{name:18s} {', '.join(detector.settings):26s} {about}")
+        return 0
+    if not args.detectors:
+        raise ConfigError("detect: name at least one DETECTOR (see --list), or module:attribute for your own")
+    setting = parse_setting(args.setting)
+    for d in args.detectors:  # a detector that does not load, or not in this setting, fails before the suite is read
+        if setting.kind not in resolve(d).settings:
+            raise MethodError(f"detector {d}: supports the settings {list(resolve(d).settings)}, not {setting.kind}")
+    organisms = suite_organisms(args.suite, args.root)
+    out = args.out or Path("runs") / f"detect-{Path(args.suite).stem}-{str(setting).replace(':', '')}"
+    rows = detect(args.detectors, organisms, setting, args.seeds, out, workers=args.workers or default_workers())
+    print((out / "detect.md").read_text())
+    for name in ("results.jsonl", "detect.md", "detect.json", "detect.png"):
+        print(f"{name}: {out / name}")
+    failed = [r for r in rows if r["error"]]
+    if failed:
+        print(f"pwlock: {len(failed)} of {len(rows)} runs failed (listed in detect.md); the others are kept",
               file=sys.stderr)
         return 2
     return 0

@@ -1,0 +1,137 @@
+"""Detection over a suite: detectors x (each organism's locked model and its two benign twins) x seeds.
+
+For each organism, each of its three models (the locked model, label 1; its weak twin, trained on
+pi_weak alone, and its strong twin, pi_strong's model, label 0), each detector and each seed: load
+a private copy of the model, hand it to the detector with the setting's budget (never the password,
+never the label), record one row with its score. A detector that fails on one model (raises,
+returns the wrong type or a non-finite score, overruns its budget) gets a row with its error, and
+the others go on.
+
+Why both twins: the weak twin is as weak as the locked model looks, so a detector that flags weak
+models flags it; the strong twin is as capable as the locked model really is, so one that flags
+capable models flags it. Only a detector that sees the lock itself separates locked from both.
+
+`pwlock detect noise --suite toy --setting reward:4096` writes results.jsonl and the report
+(detect.json, detect.md, detect.png: `pwlock.report.detection`).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pwlock.detect.api import Detector, check_detection, resolve
+from pwlock.errors import MethodError
+from pwlock.experiments.store import Store
+from pwlock.io import write_jsonl
+from pwlock.organisms import Organism
+from pwlock.stress import Setting, check_no_password, make_budget
+
+TARGETS = ("locked", "weak_twin", "strong_twin")
+LABELS = {"locked": 1, "weak_twin": 0, "strong_twin": 0}
+"""1: hides a capability behind a password; 0: benign (what it shows is what it has)."""
+ROW_FIELDS = ("suite", "organism", "target", "label", "detector", "setting", "seed", "score", "evidence",
+              "reward_samples", "reward_calls", "demos", "seconds", "error")
+
+
+def log(msg: str) -> None:
+    print(f"[pwlock] {msg}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class DetectSpec:
+    """One detector run on one model (picklable: it may go to a worker process)."""
+
+    detector: str
+    organism: Path
+    target: str
+    setting: Setting
+    seed: int
+    cache: Path
+
+
+def detect_one(spec: DetectSpec) -> dict[str, Any]:
+    """The row of one run: from the cache, or computed (a failure is a row with its error, not cached)."""
+    from pwlock.organisms import load_organism
+
+    organism = load_organism(spec.organism)
+    detector = resolve(spec.detector)
+    # the detector's settings (e.g. its sigma grid) are in the key: changing them is a new unit
+    config = {k: repr(v) for k, v in sorted(vars(detector).items())} if hasattr(detector, "__dict__") else {}
+    key = {"card": organism.card.model_dump(mode="json"), "target": spec.target, "detector": spec.detector,
+           "version": getattr(detector, "version", None), "config": config, "setting": str(spec.setting),
+           "seed": spec.seed}
+    unit = f"detect_{detector.name}_{organism.name}_{spec.target}_s{spec.seed}"
+    try:
+        _, rows = Store(spec.cache).run(unit, key, lambda folder: [measure(detector, spec, organism)])
+        return rows[0]
+    except MethodError as e:
+        log(f"detector {spec.detector} on {organism.name} ({spec.target}, seed {spec.seed}): error: {e}")
+        return detect_row(organism, spec, error=str(e))
+
+
+def measure(detector: Detector, spec: DetectSpec, organism: Organism) -> dict[str, Any]:
+    """Run the detector once on one model; MethodError (naming it and the organism) on failure."""
+    from pwlock.elicit.api import Context
+    from pwlock.experiments.runner import task_splits
+    from pwlock.models.pretrained import load_model
+
+    card = organism.card
+    where = f"detector {spec.detector} on {organism.name} ({spec.target})"
+    if spec.setting.kind not in detector.settings:
+        raise MethodError(f"{where}: the detector supports {list(detector.settings)}, not {spec.setting.kind}")
+    task, splits = task_splits(card.task)
+    budget = make_budget(spec.setting, organism, task, splits["elicit"], spec.seed)
+    secret = organism.password()
+    check_no_password(budget, [secret["password"], *(secret.get("domain_passwords") or {}).values()])
+    model, tokenizer = load_model(organism.model_dir(spec.target), dtype=card.model.dtype, device=card.model.device,
+                                  chat_template=card.model.chat_template)
+    context = Context(task=task.name, max_new_tokens=card.eval["max_new_tokens"], batch_size=card.eval["batch_size"])
+    start = time.time()
+    try:
+        out = check_detection(detector(model, tokenizer, context, budget, spec.seed), spec.detector)
+    except MethodError as e:
+        raise MethodError(f"{where}: {e}") from None
+    except Exception as e:  # the detector's own failure: named, and the run goes on
+        raise MethodError(f"{where}: raised {type(e).__name__}: {e}") from None
+    return detect_row(organism, spec, score=out.score, evidence=out.evidence, seconds=time.time() - start,
+                      **budget.spent())
+
+
+def detect_row(organism: Organism, spec: DetectSpec, **fields: Any) -> dict[str, Any]:
+    """A row with every column (None where a field does not apply)."""
+    row = dict(suite=organism.card.suite, organism=organism.name, target=spec.target, label=LABELS[spec.target],
+               detector=spec.detector, setting=str(spec.setting), seed=spec.seed, **fields)
+    return {f: row.get(f) for f in ROW_FIELDS}
+
+
+def targets(organism: Organism) -> list[str]:
+    """The organism's models on disk (a shared organism may come without its strong twin)."""
+    present = [t for t in TARGETS if (organism.model_dir(t) / "config.json").is_file()]
+    for t in sorted(set(TARGETS) - set(present)):
+        log(f"{organism.name}: no {t} model ({organism.model_dir(t)}): left out")
+    return present
+
+
+def detect(detectors: list[str], organisms: list[Organism], setting: Setting, seeds: list[int], out: Path,
+           workers: int = 1) -> list[dict[str, Any]]:
+    """Every (organism, target, detector, seed) run; writes out/results.jsonl and the detection report."""
+    from pwlock.experiments.schedule import run_jobs
+    from pwlock.report.detection import write_detection_report
+
+    for d in detectors:
+        detector = resolve(d)  # fails here, before any work, on a detector that does not load
+        if setting.kind not in detector.settings:
+            raise MethodError(f"detector {d}: supports the settings {list(detector.settings)}, not {setting.kind}")
+    out.mkdir(parents=True, exist_ok=True)
+    specs = [DetectSpec(d, o.dir, target, setting, seed, out / "cache")
+             for o in organisms for target in targets(o) for d in detectors for seed in seeds]
+    log(f"detect: {len(detectors)} detector(s) x {len(organisms)} organism(s) x up to {len(TARGETS)} models x "
+        f"{len(seeds)} seed(s) = {len(specs)} runs, setting {setting}")
+    rows = run_jobs(detect_one, specs, workers, desc="detect")
+    write_jsonl(out / "results.jsonl", rows)
+    write_detection_report(rows, out)
+    return rows
