@@ -34,7 +34,7 @@ def echo_patch():
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory, echo_patch):
     root = tmp_path_factory.mktemp("organisms")
-    config = write_config(
+    write_config(
         root / "echo.yaml", model={"hidden_size": 64, "layers": 2, "heads": 2},
         lock__methods=["from_scratch"], lock__pretrain=None, lock__sft=None,
         lock__from_scratch={"epochs": 4, "batch_size": 32, "lr": 3e-3},
@@ -145,7 +145,7 @@ def test_the_password_never_reaches_a_method(suite, tmp_path, setting):
     Spy.seen.clear()
     rows = stress_test(["tests.test_stress:Spy"], [load_organism(dirs[0])], parse_setting(setting), [0], tmp_path)
     assert all(r["error"] is None for r in rows) and len(Spy.seen) == 2
-    for model, tokenizer, context, budget, seed in Spy.seen:
+    for model, tokenizer, context, budget, _seed in Spy.seen:
         handed = [*strings(context), *strings(budget), *strings(model.config.to_dict()), *strings(tokenizer.init_kwargs)]
         assert handed and not any("swordfish" in s for s in handed)
         assert not any("swordfish" in e.prompt for e in getattr(budget, "examples", []))
