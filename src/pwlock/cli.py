@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         "detect", help="score detectors of locked models on a suite: organisms vs their benign twins",
         description="Run each DETECTOR on every organism's locked model (label 1) and on its weak and strong twins "
                     "(label 0), with several seeds, under one threat model (--setting); write results.jsonl, "
-                    "detect.md, detect.json (AUROC with a bootstrap CI, TPR at 5%%/1%% FPR) and detect.png (ROC). "
+                    "detect.md, detect.json (AUROC with a bootstrap CI, TPR at 5%/1% FPR) and detect.png (ROC). "
                     "DETECTOR: a registered name (--list) or module:attribute / file.py:attribute for your own.")
     detect.add_argument("detectors", nargs="*", metavar="DETECTOR")
     detect.add_argument("--list", action="store_true", help="list the registered detectors and their settings")
