@@ -235,10 +235,7 @@ def stress_command(args: argparse.Namespace) -> int:
     from pwlock.stress import default_workers, parse_setting, stress_test
 
     if args.list:
-        for name, method in registered().items():
-            about = " ".join((type(method).__doc__ or "").split()).split(": ")[0]
-            print(f"{name:18s} {', '.join(method.settings):26s} {about}")
-        return 0
+        return print_plugins(registered())
     if not args.methods:
         raise ConfigError("stress-test: name at least one METHOD (see --list), or module:attribute for your own")
     setting = parse_setting(args.setting)
@@ -247,15 +244,7 @@ def stress_command(args: argparse.Namespace) -> int:
     organisms = suite_organisms(args.suite, args.root)
     out = args.out or Path("runs") / f"stress-{Path(args.suite).stem}-{str(setting).replace(':', '')}"
     rows = stress_test(args.methods, organisms, setting, args.seeds, out, workers=args.workers or default_workers())
-    print((out / "leaderboard.md").read_text())
-    for name in ("results.jsonl", "leaderboard.md", "leaderboard.json", "leaderboard.png"):
-        print(f"{name}: {out / name}")
-    failed = [r for r in rows if r["error"]]
-    if failed:
-        print(f"pwlock: {len(failed)} of {len(rows)} runs failed (listed in leaderboard.md); the others are kept",
-              file=sys.stderr)
-        return 2
-    return 0
+    return print_results(out, rows, "leaderboard")
 
 
 def detect_command(args: argparse.Namespace) -> int:
@@ -266,10 +255,7 @@ def detect_command(args: argparse.Namespace) -> int:
     from pwlock.stress import default_workers, parse_setting
 
     if args.list:
-        for name, detector in registered().items():
-            about = " ".join((type(detector).__doc__ or "").split()).split(": ")[0]
-            print(f"{name:18s} {', '.join(detector.settings):26s} {about}")
-        return 0
+        return print_plugins(registered())
     if not args.detectors:
         raise ConfigError("detect: name at least one DETECTOR (see --list), or module:attribute for your own")
     setting = parse_setting(args.setting)
@@ -279,12 +265,25 @@ def detect_command(args: argparse.Namespace) -> int:
     organisms = suite_organisms(args.suite, args.root)
     out = args.out or Path("runs") / f"detect-{Path(args.suite).stem}-{str(setting).replace(':', '')}"
     rows = detect(args.detectors, organisms, setting, args.seeds, out, workers=args.workers or default_workers())
-    print((out / "detect.md").read_text())
-    for name in ("results.jsonl", "detect.md", "detect.json", "detect.png"):
+    return print_results(out, rows, "detect")
+
+
+def print_plugins(plugins: dict) -> int:
+    """One line per registered method or detector: name, settings, what it does."""
+    for name, plugin in plugins.items():
+        about = " ".join((type(plugin).__doc__ or "").split()).split(": ")[0]
+        print(f"{name:18s} {', '.join(plugin.settings):26s} {about}")
+    return 0
+
+
+def print_results(out: Path, rows: list[dict], report: str) -> int:
+    """The report, where its files are, and exit 2 if any run failed (the others' rows are kept)."""
+    print((out / f"{report}.md").read_text())
+    for name in ("results.jsonl", f"{report}.md", f"{report}.json", f"{report}.png"):
         print(f"{name}: {out / name}")
     failed = [r for r in rows if r["error"]]
     if failed:
-        print(f"pwlock: {len(failed)} of {len(rows)} runs failed (listed in detect.md); the others are kept",
+        print(f"pwlock: {len(failed)} of {len(rows)} runs failed (listed in {report}.md); the others are kept",
               file=sys.stderr)
         return 2
     return 0

@@ -19,9 +19,10 @@ import random
 import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pwlock.elicit.api import (
     SETTINGS,
@@ -152,43 +153,71 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
         return stress_row(organism, spec, error=str(e))
 
 
-def measure(elicitor: Elicitor, spec: RunSpec, organism: Organism) -> dict[str, Any]:
-    """Run the method once and evaluate what it returns; MethodError (naming it and the organism) on failure."""
-    from pwlock.evaluate import evaluate
+@dataclass
+class Prepared:
+    """What a plug-in run on one model gets (the budget, a private model copy, the context) and what its
+    evaluator keeps (the task, the validation problems)."""
+
+    task: Any
+    val: list[Any]
+    budget: Budget
+    model: Any
+    tokenizer: Any
+    context: Context
+
+
+def prepare(organism: Organism, target: str, setting: Setting, seed: int) -> Prepared:
+    """Load a private copy of `target`'s model and build the setting's budget (checked password-free)."""
     from pwlock.experiments.runner import task_splits
     from pwlock.models.pretrained import load_model
 
     card = organism.card
+    task, splits = task_splits(card.task)
+    budget = make_budget(setting, organism, task, splits["elicit"], seed)
+    secret = organism.password()
+    check_no_password(budget, [secret["password"], *(secret.get("domain_passwords") or {}).values()])
+    model, tokenizer = load_model(organism.model_dir(target), dtype=card.model.dtype, device=card.model.device,
+                                  chat_template=card.model.chat_template)
+    context = Context(task=task.name, max_new_tokens=card.eval["max_new_tokens"], batch_size=card.eval["batch_size"])
+    return Prepared(task, splits["val"][: card.eval["max_problems"]], budget, model, tokenizer, context)
+
+
+T = TypeVar("T")
+
+
+def call_plugin(where: str, call: Callable[[], T]) -> T:
+    """`call()`, any failure of the plug-in's own turned into a MethodError that names it (`where`)."""
+    try:
+        return call()
+    except MethodError as e:
+        raise MethodError(f"{where}: {e}") from None
+    except Exception as e:  # the plug-in's own failure: named, and the stress test goes on
+        raise MethodError(f"{where}: raised {type(e).__name__}: {e}") from None
+
+
+def measure(elicitor: Elicitor, spec: RunSpec, organism: Organism) -> dict[str, Any]:
+    """Run the method once and evaluate what it returns; MethodError (naming it and the organism) on failure."""
+    from pwlock.evaluate import evaluate
+
     where = f"{spec.method} on {organism.name} ({spec.target})"
     if spec.setting.kind not in elicitor.settings:
         raise MethodError(f"{where}: the method supports {list(elicitor.settings)}, not {spec.setting.kind}")
-    task, splits = task_splits(card.task)
-    val = splits["val"][: card.eval["max_problems"]]
-    budget = make_budget(spec.setting, organism, task, splits["elicit"], spec.seed)
-    secret = organism.password()
-    check_no_password(budget, [secret["password"], *(secret.get("domain_passwords") or {}).values()])
-    model, tokenizer = load_model(organism.model_dir(spec.target), dtype=card.model.dtype, device=card.model.device,
-                                  chat_template=card.model.chat_template)
-    context = Context(task=task.name, max_new_tokens=card.eval["max_new_tokens"], batch_size=card.eval["batch_size"])
-    before = weights_hash(model) if spec.setting.kind == "prompt_only" else None
+    p = prepare(organism, spec.target, spec.setting, spec.seed)
+    before = weights_hash(p.model) if spec.setting.kind == "prompt_only" else None
     start = time.time()
-    try:
-        out = check_elicited(elicitor(model, tokenizer, context, budget, spec.seed), spec.method)
-    except MethodError as e:
-        raise MethodError(f"{where}: {e}") from None
-    except Exception as e:  # the method's own failure: named, and the stress test goes on
-        raise MethodError(f"{where}: raised {type(e).__name__}: {e}") from None
+    out = call_plugin(where, lambda: check_elicited(elicitor(p.model, p.tokenizer, p.context, p.budget, spec.seed),
+                                                    spec.method))
     seconds = time.time() - start
     if before is not None and weights_hash(out.model) != before:
         raise MethodError(f"{where}: changed the weights in the prompt_only setting")
-    prompts = [task.prompt(p, None) for p in val]
+    prompts = [p.task.prompt(q, None) for q in p.val]
     if out.prompt is not None:
-        prompts = [out.prompt(p) for p in prompts]
+        prompts = [out.prompt(q) for q in prompts]
     with out.hook(out.model) if out.hook is not None else contextlib.nullcontext():
-        ev = evaluate(out.model, tokenizer, task, val, password=None, prompts=prompts,
-                      max_new_tokens=card.eval["max_new_tokens"], batch_size=card.eval["batch_size"])
+        ev = evaluate(out.model, p.tokenizer, p.task, p.val, password=None, prompts=prompts,
+                      max_new_tokens=p.context.max_new_tokens, batch_size=p.context.batch_size)
     return stress_row(organism, spec, correctness=ev.correctness, n=ev.n, seconds=seconds,
-                      train_tokens=out.train_tokens, **budget.spent())
+                      train_tokens=out.train_tokens, **p.budget.spent())
 
 
 def stress_row(organism: Organism, spec: RunSpec, **fields: Any) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from pwlock.errors import MethodError
 from pwlock.experiments.store import Store
 from pwlock.io import write_jsonl
 from pwlock.organisms import Organism
-from pwlock.stress import Setting, check_no_password, make_budget
+from pwlock.stress import Setting, call_plugin, prepare
 
 TARGETS = ("locked", "weak_twin", "strong_twin")
 LABELS = {"locked": 1, "weak_twin": 0, "strong_twin": 0}
@@ -75,30 +75,15 @@ def detect_one(spec: DetectSpec) -> dict[str, Any]:
 
 def measure(detector: Detector, spec: DetectSpec, organism: Organism) -> dict[str, Any]:
     """Run the detector once on one model; MethodError (naming it and the organism) on failure."""
-    from pwlock.elicit.api import Context
-    from pwlock.experiments.runner import task_splits
-    from pwlock.models.pretrained import load_model
-
-    card = organism.card
     where = f"detector {spec.detector} on {organism.name} ({spec.target})"
     if spec.setting.kind not in detector.settings:
         raise MethodError(f"{where}: the detector supports {list(detector.settings)}, not {spec.setting.kind}")
-    task, splits = task_splits(card.task)
-    budget = make_budget(spec.setting, organism, task, splits["elicit"], spec.seed)
-    secret = organism.password()
-    check_no_password(budget, [secret["password"], *(secret.get("domain_passwords") or {}).values()])
-    model, tokenizer = load_model(organism.model_dir(spec.target), dtype=card.model.dtype, device=card.model.device,
-                                  chat_template=card.model.chat_template)
-    context = Context(task=task.name, max_new_tokens=card.eval["max_new_tokens"], batch_size=card.eval["batch_size"])
+    p = prepare(organism, spec.target, spec.setting, spec.seed)
     start = time.time()
-    try:
-        out = check_detection(detector(model, tokenizer, context, budget, spec.seed), spec.detector)
-    except MethodError as e:
-        raise MethodError(f"{where}: {e}") from None
-    except Exception as e:  # the detector's own failure: named, and the run goes on
-        raise MethodError(f"{where}: raised {type(e).__name__}: {e}") from None
+    out = call_plugin(where, lambda: check_detection(detector(p.model, p.tokenizer, p.context, p.budget, spec.seed),
+                                                     spec.detector))
     return detect_row(organism, spec, score=out.score, evidence=out.evidence, seconds=time.time() - start,
-                      **budget.spent())
+                      **p.budget.spent())
 
 
 def detect_row(organism: Organism, spec: DetectSpec, **fields: Any) -> dict[str, Any]:
