@@ -65,9 +65,7 @@ def test_rerun_resumes_without_recomputing(tiny_run, capsys):
     config, out = tiny_run
     units = {p.name: p.stat().st_mtime_ns for p in (out / "cache").iterdir()}
     before = (out / "results.jsonl").read_text()
-    t = time.time()
-    assert main(["run", str(config), "--out", str(out)]) == 0
-    assert time.time() - t < 20
+    assert main(["run", str(config), "--out", str(out)]) == 0  # no unit recomputed (the mtimes), same rows
     assert {p.name: p.stat().st_mtime_ns for p in (out / "cache").iterdir()} == units
     assert (out / "results.jsonl").read_text() == before
 
