@@ -23,6 +23,7 @@ TINY = {
     "elicit": {"sft": {"ks": [2, 4], "seeds": [0, 1], "epochs": {2: [1, 2], 4: [1, 2]}, "batch_size": 4}},
     "eval": {"max_problems": 40, "max_new_tokens": 10},
     "threads": 2,
+    "workers": 1,  # in this process, so tests may spy on the runner (tiny_run tests the worker processes)
 }
 
 

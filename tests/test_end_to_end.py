@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
-    config = write_config(root / "tiny.yaml")
+    config = write_config(root / "tiny.yaml", workers=2)  # the locks in two worker processes
     out = root / "run"
     assert main(["run", str(config), "--out", str(out)]) == 0
     return config, out
@@ -131,9 +131,7 @@ def test_shared_cache_reuses_units_under_a_new_name(tiny_run, tmp_path):
     config, out = tiny_run
     renamed = write_config(tmp_path / "renamed.yaml", name="renamed")
     units = {p.name: p.stat().st_mtime_ns for p in (out / "cache").iterdir()}
-    t = time.time()
     assert main(["run", str(renamed), "--out", str(tmp_path / "run2"), "--cache-dir", str(out / "cache")]) == 0
-    assert time.time() - t < 20
     assert {p.name: p.stat().st_mtime_ns for p in (out / "cache").iterdir()} == units
     df = pd.read_json(tmp_path / "run2" / "results.jsonl", lines=True)
     assert set(df["setting"]) == {"renamed"}
@@ -157,8 +155,8 @@ def test_worker_processes_only_on_a_cpu_run_with_several_locks(tmp_path):
     from pwlock.experiments.config import load_config
     from pwlock.experiments.runner import parallel_workers
 
-    cfg = load_config(write_config(tmp_path / "c.yaml"))
-    assert parallel_workers(cfg, 2, n_locks=2) == 2  # the tiny_run fixture above ran this way
+    cfg = load_config(write_config(tmp_path / "c.yaml", workers=None))
+    assert parallel_workers(cfg, 2, n_locks=2) == 2  # one per thread by default
     assert parallel_workers(cfg, 2, n_locks=1) == 1
     assert parallel_workers(cfg, 1, n_locks=2) == 1
     assert parallel_workers(cfg.model_copy(update={"workers": 1}), 2, n_locks=6) == 1

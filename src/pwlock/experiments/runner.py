@@ -337,12 +337,13 @@ def run_experiment(cfg: ExperimentConfig, out: Path, cache_dir: Path | None = No
     return time.time() - start
 
 
-_TASKS: dict[str, tuple[Task, dict[str, list[Problem]]]] = {}
+_TASKS: dict[tuple[int, str], tuple[Task, dict[str, list[Problem]]]] = {}
 
 
 def task_splits(cfg: TaskConfig) -> tuple[Task, dict[str, list[Problem]]]:
-    """A task and its splits, built once per process (a worker runs several jobs)."""
-    key = cfg.model_dump_json()
+    """A task and its splits, built once per process (a worker runs several jobs) by `build_task` as it
+    is now (a test that replaces it gets its own task, not one built before)."""
+    key = (id(build_task), cfg.model_dump_json())
     if key not in _TASKS:
         task = build_task(cfg)
         _TASKS[key] = task, split_problems(load_problems(task), cfg.split_seed)
