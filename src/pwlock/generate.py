@@ -23,6 +23,7 @@ differs, which can change fp32 rounding: tests/test_generate.py checks they agre
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Sequence
 from typing import Protocol
@@ -108,6 +109,12 @@ def lean_loop_applies(model: PreTrainedModel) -> bool:
     return all(getattr(config, k, v) in (v, None, 0, 1.0) for k, v in plain.items())
 
 
+def cache_arg(model: PreTrainedModel) -> str:
+    """The forward argument that takes the KV cache: `cache` in recent transformers (which warns on
+    every call given the older `past_key_values`), `past_key_values` before."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 def plain_cache(model: PreTrainedModel) -> bool:
     """Whether the model's KV cache is plain per-layer keys and values (no sliding window or state),
     which `prefill` may cut and join."""
@@ -127,14 +134,14 @@ def prefill(model: PreTrainedModel, ids: Sequence[Sequence[int]], pad_id: int, d
         input_ids, mask = (t.to(device) for t in pad_left(ids, pad_id))
         cache = DynamicCache(config=model.config)
         out = model(input_ids=input_ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
-                    past_key_values=cache, use_cache=True, logits_to_keep=1)
+                    **{cache_arg(model): cache}, use_cache=True, logits_to_keep=1)
         return out.logits[:, -1].float(), cache, mask
     shared = len(os.path.commonprefix([list(x) for x in ids]))
     shared = min(shared, min(len(x) for x in ids) - 1)  # every row keeps a token whose logits come out
     prefix: list[tuple[torch.Tensor, torch.Tensor]] = []  # per layer: keys, values (1, h, shared, d)
     if shared > 0:
         cache = DynamicCache(config=model.config)
-        model(input_ids=torch.tensor([ids[0][:shared]], device=device), past_key_values=cache, use_cache=True,
+        model(input_ids=torch.tensor([ids[0][:shared]], device=device), **{cache_arg(model): cache}, use_cache=True,
               logits_to_keep=1)
         prefix = [(layer.keys, layer.values) for layer in cache.layers]
     rest, rest_mask = (t.to(device) for t in pad_left([x[shared:] for x in ids], pad_id))  # (B, W)
@@ -149,7 +156,7 @@ def prefill(model: PreTrainedModel, ids: Sequence[Sequence[int]], pad_id: int, d
         for i, (k, v) in enumerate(prefix):
             part.update(k.expand(len(m), -1, -1, -1), v.expand(len(m), -1, -1, -1), i)
         out = model(input_ids=rest[rows, width - w :], attention_mask=torch.cat([m.new_ones(len(m), shared), m], 1),
-                    position_ids=shared + (m.cumsum(-1) - 1).clamp(min=0), past_key_values=part, use_cache=True,
+                    position_ids=shared + (m.cumsum(-1) - 1).clamp(min=0), **{cache_arg(model): part}, use_cache=True,
                     logits_to_keep=1)
         logits.append(out.logits[:, -1].float())
         if not keys:
@@ -200,7 +207,7 @@ def decode(
             live, token, mask, position = live[keep], token[keep], mask[keep], position[keep]
         mask = torch.cat([mask, mask.new_ones(len(mask), 1)], dim=1)
         out = model(input_ids=token[:, None], attention_mask=mask, position_ids=position[:, None],
-                    past_key_values=cache, use_cache=True)
+                    **{cache_arg(model): cache}, use_cache=True)
         logits = out.logits[:, -1].float()
         position = position + 1
     return new
