@@ -12,6 +12,8 @@ Runs, each in its own process (one at a time, so they don't share the cores):
                 arithmetic, untuned SmolLM2 on GSM8K chat prompts (32 new tokens)
   shared_cpu    a demo-sized training step beside one busy process, with pwlock's OpenMP setting
                 (OMP_WAIT_POLICY=PASSIVE, 2 threads): >= 40% of the quiet throughput
+  schedule      two single-thread processes side by side vs one two-thread process (the run's
+                worker processes, experiments/schedule.py): summed throughput ratio > 1
 A ratio whose baseline is not installed (TRL) is reported as skipped, not failed. Prints a table
 and writes bench/results/summary.json (--quick: fewer steps and prompts, for a smoke run of about
 a minute, into bench/results/quick/). The per-benchmark JSON files sit beside the summary.
@@ -42,12 +44,14 @@ FULL = {
     "dpo": ["--warmup", "2", "--steps", "6"],
     "eval": ["--n", "100", "--serial-every", "5"],
     "shared_cpu": ["--seconds", "6", "--repeats", "2"],
+    "schedule": ["--seconds", "6", "--repeats", "2"],
 }
 QUICK = {
     "sft": ["--warmup", "1", "--steps", "1", "--batch", "4", "--matmul-reps", "2"],
     "dpo": ["--warmup", "1", "--steps", "2"],
     "eval": ["--n", "24", "--serial-every", "8"],
     "shared_cpu": ["--seconds", "2", "--repeats", "1"],
+    "schedule": ["--seconds", "2", "--repeats", "1"],
 }
 
 
@@ -157,6 +161,15 @@ def bench_shared_cpu(out: Path, args: list[str]) -> list[dict]:
                   seconds=seconds)]
 
 
+def bench_schedule(out: Path, args: list[str]) -> list[dict]:
+    seconds, text = run("schedule.py", [*args, "--out", str(out / "schedule.json")])
+    print(text, end="")
+    r = json.loads((out / "schedule.json").read_text())
+    return [check("two 1-thread worker processes / one 2-thread process (summed training steps/s)",
+                  r["two_single_thread_processes_vs_one_two_thread_process"], 1.0, file="schedule.json",
+                  seconds=seconds)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -164,8 +177,8 @@ def main() -> None:
     parser.add_argument("--tuned-model", type=Path, default=None,
                         help="model dir of a tuned arithmetic model (the showcase's pi_strong); "
                              "default: a stand-in made by bench/tuned_model.py")
-    parser.add_argument("--only", default="sft,dpo,eval,shared_cpu",
-                        help="comma-separated subset of sft, dpo, eval, shared_cpu")
+    parser.add_argument("--only", default="sft,dpo,eval,shared_cpu,schedule",
+                        help="comma-separated subset of sft, dpo, eval, shared_cpu, schedule")
     parser.add_argument("--results", type=Path, default=None,
                         help="folder for the JSON files (default bench/results, --quick: bench/results/quick)")
     cli = parser.parse_args()
@@ -190,6 +203,8 @@ def main() -> None:
         checks += bench_eval(out, mode["eval"], cli)
     if "shared_cpu" in only:
         checks += bench_shared_cpu(out, mode["shared_cpu"])
+    if "schedule" in only:
+        checks += bench_schedule(out, mode["schedule"])
     machine["load_avg_at_end"] = os.getloadavg()
 
     print(f"\n{'benchmark':<78} {'value':>7} {'target':>7}  status")
