@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -222,6 +223,9 @@ def figure(board: dict[str, Any], path: Path) -> Path:
     table["label"] = table["method"] + "\n" + table["setting"].astype(str)
     organisms = list(dict.fromkeys(zip(table["suite"], table["organism"])))
     labels = list(dict.fromkeys(table["label"]))
+    names = [o for _, o in organisms]  # panel titles without the prefix all organisms share (the config's name)
+    common = os.path.commonprefix(names) if len(names) > 1 else ""
+    common = common[: common.rfind("-") + 1] if "-" in common else ""
     cols = min(3, len(organisms))
     rows = math.ceil(len(organisms) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(0.9 * len(labels) * cols + 2, 2.8 * rows + 0.6), dpi=150,
@@ -240,7 +244,7 @@ def figure(board: dict[str, Any], path: Path) -> Path:
         if not missing(first["twin_baseline"]):
             ax.axhline(first["twin_baseline"], color=COLORS[1], linestyle=":", linewidth=1, label="weak twin before")
         ax.set_xticks(x, labels, fontsize=6)
-        ax.set_title(organism + (" (no gap: excluded)" if first["excluded"] else ""), fontsize=8)
+        ax.set_title(organism[len(common):] + (" (no gap: excluded)" if first["excluded"] else ""), fontsize=8)
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3, axis="y")
     for ax in axes.ravel()[len(organisms):]:
@@ -248,7 +252,8 @@ def figure(board: dict[str, Any], path: Path) -> Path:
     for ax in axes[:, 0]:
         ax.set_ylabel("Correctness (no password)", fontsize=8)
     handles, names = axes[0][0].get_legend_handles_labels()
-    fig.suptitle("Stress test: elicited correctness per organism (mean, 95% CI over seeds)", fontsize=9)
+    fig.suptitle(f"Stress test: elicited correctness per organism {common.rstrip('-')} (mean, 95% CI over seeds)",
+                 fontsize=9)
     fig.tight_layout()
     fig.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=5, fontsize=7, frameon=False)
     return save(fig, path)
