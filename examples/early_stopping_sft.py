@@ -12,6 +12,7 @@ from pwlock.train.sft import TrainArgs, sft
 class EarlyStoppingSFT:
     name = "early_stopping_sft"
     settings = ("demos",)  # the threat models it supports
+    version = 2  # part of the cache key of its runs: change it when the code changes
     lr = 3e-4
 
     def __call__(self, model, tokenizer, context, budget, seed):
@@ -23,7 +24,7 @@ class EarlyStoppingSFT:
         def on_epoch_end(epoch):  # keep the weights that complete the held-out demos best
             outs = context.generate(model, tokenizer, [d.prompt for d in check], batch_size=context.batch_size,
                                     max_new_tokens=context.max_new_tokens)
-            hits = sum(o.split() == d.completion.split() for o, d in zip(outs, check))
+            hits = sum("".join(o.split()) == "".join(d.completion.split()) for o, d in zip(outs, check))
             if hits > best["hits"]:
                 best.update(hits=hits, state=copy.deepcopy(model.state_dict()))
 
