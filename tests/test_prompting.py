@@ -234,3 +234,21 @@ def test_bad_inputs_are_refused(arith, change, message):
     kw.update(change)
     with pytest.raises(ValueError, match=message):
         attacks(task, kw.pop("problems"), **kw)
+
+
+def test_fewshot_plugin_refuses_prompts_beyond_the_models_context(tokenizer, tiny_model):
+    import copy
+
+    from pwlock.elicit.api import Context, PromptOnly
+    from pwlock.elicit.prompting import FewShot
+    from pwlock.errors import MethodError
+    from pwlock.types import Example
+
+    prompts = ["_ | fn1 | 1 2 3 4 |", "_ | fn2 | 4 3 2 1 |"]
+    budget = PromptOnly(prompts, examples=[Example(p, "1 2 3 4") for p in prompts])
+    model = copy.deepcopy(tiny_model)
+    out = FewShot()(model, tokenizer, Context("t", 8, 4), budget, 0)
+    assert out.prompt("_ | fn3 | 0 0 0 0 |").endswith("_ | fn3 | 0 0 0 0 |")
+    model.config.max_position_embeddings = 12
+    with pytest.raises(MethodError, match="beyond the model's context of 12"):
+        FewShot()(model, tokenizer, Context("t", 8, 4), budget, 0)

@@ -271,6 +271,11 @@ class FewShot:
             raise MethodError("fewshot: needs demonstrations: use the setting prompt_only:K with K >= 1")
         shots = [(e.prompt, e.completion) for e in budget.examples]
         random.Random(seed).shuffle(shots)
+        context_length = getattr(model.config, "max_position_embeddings", None)
+        longest = max(len(ids) for ids in tokenizer([fewshot_text(shots, q) for q in budget.prompts[:64]])["input_ids"])
+        if context_length is not None and longest > context_length:
+            raise MethodError(f"fewshot: {len(shots)} shots make prompts of up to {longest} tokens, beyond the "
+                              f"model's context of {context_length}: use fewer (prompt_only:K)")
         return Elicited(model, prompt=lambda query: fewshot_text(shots, query))
 
 
