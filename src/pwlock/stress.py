@@ -14,6 +14,7 @@ as the locked model is teaching the task, not eliciting a hidden capability.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import random
 import re
@@ -38,7 +39,7 @@ from pwlock.elicit.api import (
     weights_hash,
 )
 from pwlock.errors import BudgetExceeded, ConfigError, MethodError
-from pwlock.experiments.store import Store
+from pwlock.experiments.store import Store, digest
 from pwlock.io import write_jsonl
 from pwlock.organisms import Organism
 from pwlock.types import Example
@@ -143,7 +144,8 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
     organism = load_organism(spec.organism)
     elicitor = resolve(spec.method)
     key = {"card": organism.card.model_dump(mode="json"), "target": spec.target, "method": spec.method,
-           "version": getattr(elicitor, "version", None), "setting": str(spec.setting), "seed": spec.seed}
+           "version": getattr(elicitor, "version", None), "code": code_digest(elicitor),
+           "setting": str(spec.setting), "seed": spec.seed}
     unit = f"stress_{elicitor.name}_{organism.name}_{spec.target}_s{spec.seed}"
     try:
         _, rows = Store(spec.cache).run(unit, key, lambda folder: [measure(elicitor, spec, organism)])
@@ -193,6 +195,15 @@ def call_plugin(where: str, call: Callable[[], T]) -> T:
         raise MethodError(f"{where}: {e}") from None
     except Exception as e:  # the plug-in's own failure: named, and the stress test goes on
         raise MethodError(f"{where}: raised {type(e).__name__}: {e}") from None
+
+
+def code_digest(plugin: Any) -> str | None:
+    """A digest of the plug-in's class source, in its runs' cache keys: editing the method reruns it
+    (what it calls elsewhere is not covered: its `version` attribute is for that)."""
+    try:
+        return digest(inspect.getsource(type(plugin)))[:16]
+    except (OSError, TypeError):  # defined interactively, or a builtin type
+        return None
 
 
 def measure(elicitor: Elicitor, spec: RunSpec, organism: Organism) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from pwlock.errors import MethodError
 from pwlock.experiments.store import Store
 from pwlock.io import write_jsonl
 from pwlock.organisms import Organism
-from pwlock.stress import Setting, call_plugin, prepare
+from pwlock.stress import Setting, call_plugin, code_digest, prepare
 
 TARGETS = ("locked", "weak_twin", "strong_twin")
 LABELS = {"locked": 1, "weak_twin": 0, "strong_twin": 0}
@@ -62,8 +62,8 @@ def detect_one(spec: DetectSpec) -> dict[str, Any]:
     # the detector's settings (e.g. its sigma grid) are in the key: changing them is a new unit
     config = {k: repr(v) for k, v in sorted(vars(detector).items())} if hasattr(detector, "__dict__") else {}
     key = {"card": organism.card.model_dump(mode="json"), "target": spec.target, "detector": spec.detector,
-           "version": getattr(detector, "version", None), "config": config, "setting": str(spec.setting),
-           "seed": spec.seed}
+           "version": getattr(detector, "version", None), "code": code_digest(detector), "config": config,
+           "setting": str(spec.setting), "seed": spec.seed}
     unit = f"detect_{detector.name}_{organism.name}_{spec.target}_s{spec.seed}"
     try:
         _, rows = Store(spec.cache).run(unit, key, lambda folder: [measure(detector, spec, organism)])
