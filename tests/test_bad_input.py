@@ -471,9 +471,9 @@ if __name__ == "__main__":  # the tally of CASES against whichever pwlock is on 
 
 
 def test_threads_beyond_the_cores_are_clamped_with_a_warning(monkeypatch, capsys):
-    from pwlock.experiments import runner
+    from pwlock.experiments import runner, schedule
 
-    monkeypatch.setattr(runner.os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(schedule.os, "sched_getaffinity", lambda pid: {0, 1})
     assert runner.usable_threads(2) == 2 and runner.usable_threads(1) == 1
     assert capsys.readouterr().err == ""
     assert runner.usable_threads(16) == 2

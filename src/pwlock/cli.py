@@ -214,9 +214,9 @@ def organisms_command(args: argparse.Namespace) -> int:
                       f"{twins['strong']['without_password']:.3f}")
         return 0
     if args.action == "build":
-        from pwlock.stress import default_workers
+        from pwlock.experiments.schedule import usable_cores
 
-        for path in build_suite(args.suite, args.root, args.cache_dir, workers=default_workers()):
+        for path in build_suite(args.suite, args.root, args.cache_dir, workers=usable_cores()):
             print(path)
         return 0
     if args.name is None or args.dest is None:
@@ -231,8 +231,9 @@ def organisms_command(args: argparse.Namespace) -> int:
 def stress_command(args: argparse.Namespace) -> int:
     from pwlock.elicit.api import registered, resolve
     from pwlock.errors import ConfigError
+    from pwlock.experiments.schedule import usable_cores
     from pwlock.organisms import suite_organisms
-    from pwlock.stress import default_workers, parse_setting, stress_test
+    from pwlock.stress import parse_setting, stress_test
 
     if args.list:
         return print_plugins(registered())
@@ -243,7 +244,7 @@ def stress_command(args: argparse.Namespace) -> int:
         resolve(m)  # a method that does not load fails before the suite is read
     organisms = suite_organisms(args.suite, args.root)
     out = args.out or Path("runs") / f"stress-{Path(args.suite).stem}-{str(setting).replace(':', '')}"
-    rows = stress_test(args.methods, organisms, setting, args.seeds, out, workers=args.workers or default_workers())
+    rows = stress_test(args.methods, organisms, setting, args.seeds, out, workers=args.workers or usable_cores())
     return print_results(out, rows, "leaderboard")
 
 
@@ -251,8 +252,9 @@ def detect_command(args: argparse.Namespace) -> int:
     from pwlock.detect.api import registered, resolve
     from pwlock.detect.run import detect
     from pwlock.errors import ConfigError, MethodError
+    from pwlock.experiments.schedule import usable_cores
     from pwlock.organisms import suite_organisms
-    from pwlock.stress import default_workers, parse_setting
+    from pwlock.stress import parse_setting
 
     if args.list:
         return print_plugins(registered())
@@ -264,7 +266,7 @@ def detect_command(args: argparse.Namespace) -> int:
             raise MethodError(f"detector {d}: supports the settings {list(resolve(d).settings)}, not {setting.kind}")
     organisms = suite_organisms(args.suite, args.root)
     out = args.out or Path("runs") / f"detect-{Path(args.suite).stem}-{str(setting).replace(':', '')}"
-    rows = detect(args.detectors, organisms, setting, args.seeds, out, workers=args.workers or default_workers())
+    rows = detect(args.detectors, organisms, setting, args.seeds, out, workers=args.workers or usable_cores())
     return print_results(out, rows, "detect")
 
 

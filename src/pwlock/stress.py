@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import os
 import random
 import re
 import sys
@@ -267,8 +266,4 @@ def stress_test(methods: list[str], organisms: list[Organism], setting: Setting,
     write_jsonl(out / "results.jsonl", rows)
     write_leaderboard(rows, out)
     return rows
-
-
-def default_workers() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 

@@ -11,7 +11,6 @@ import contextlib
 import copy
 import functools
 import json
-import os
 import random
 import re
 import sys
@@ -42,7 +41,7 @@ from pwlock.experiments.config import (
     TaskConfig,
     TrainConfig,
 )
-from pwlock.experiments.schedule import run_jobs
+from pwlock.experiments.schedule import run_jobs, usable_cores
 from pwlock.experiments.store import Store, digest
 from pwlock.fixedrdm import FixedRandomDistribution
 from pwlock.generate import Generator, generate
@@ -295,7 +294,7 @@ def make_generator(cfg: ExperimentConfig) -> Generator:
 def usable_threads(wanted: int) -> int:
     """`wanted` torch threads, clamped (with a warning) to the cores this process may run on: more
     intra-op threads than cores only makes them wait on each other at every parallel region."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     if wanted > cores:
         log(f"warning: threads={wanted} but this process has {cores} core(s); using {cores}")
         return cores
@@ -328,7 +327,7 @@ def run_experiment(cfg: ExperimentConfig, out: Path, cache_dir: Path | None = No
         jobs = [Job(cfg, cache, recompute, seed, lock) for seed in cfg.lock.seeds or [cfg.model.seed]
                 for lock in [None, *lock_keys(cfg)]]
         workers = parallel_workers(cfg, threads, len(jobs) - len(cfg.lock.seeds or [0]))
-        per_worker = max(1, (threads or usable_threads(os.cpu_count() or 1)) // workers)
+        per_worker = max(1, (threads or usable_cores()) // workers)
         if workers > 1:
             log(f"{len(jobs)} jobs on {workers} worker processes of {per_worker} thread(s) each")
         rows = [r for job_rows in run_jobs(run_job, jobs, workers, per_worker, desc="jobs") for r in job_rows]
@@ -362,7 +361,7 @@ def parallel_workers(cfg: ExperimentConfig, threads: int | None, n_locks: int) -
     device = cfg.model.device if cfg.model.device != "auto" else default_device()
     if n_locks < 2 or device != "cpu" or cfg.eval.backend != "hf" or accel.distributed():
         return 1
-    return min(cfg.workers or threads or usable_threads(os.cpu_count() or 1), n_locks)
+    return min(cfg.workers or threads or usable_cores(), n_locks)
 
 
 @dataclass(frozen=True)

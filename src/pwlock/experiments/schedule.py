@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -30,6 +31,12 @@ from tqdm.auto import tqdm
 J = TypeVar("J")
 R = TypeVar("R")
 PR_SET_PDEATHSIG = 1
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, which a container or `taskset` may
+    narrow below os.cpu_count())."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def worker_init(threads: int) -> None:
