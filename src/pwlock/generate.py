@@ -130,18 +130,19 @@ def prefill(model: PreTrainedModel, ids: Sequence[Sequence[int]], pad_id: int, d
     padded to its own longest;
     the caches are joined into one laid out as [prefix | padding | rest of the prompt], the
     padding masked. Otherwise one left-padded pass over the whole batch."""
+    kv = cache_arg(model)
     if not plain_cache(model):
         input_ids, mask = (t.to(device) for t in pad_left(ids, pad_id))
         cache = DynamicCache(config=model.config)
         out = model(input_ids=input_ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
-                    **{cache_arg(model): cache}, use_cache=True, logits_to_keep=1)
+                    **{kv: cache}, use_cache=True, logits_to_keep=1)
         return out.logits[:, -1].float(), cache, mask
     shared = len(os.path.commonprefix([list(x) for x in ids]))
     shared = min(shared, min(len(x) for x in ids) - 1)  # every row keeps a token whose logits come out
     prefix: list[tuple[torch.Tensor, torch.Tensor]] = []  # per layer: keys, values (1, h, shared, d)
     if shared > 0:
         cache = DynamicCache(config=model.config)
-        model(input_ids=torch.tensor([ids[0][:shared]], device=device), **{cache_arg(model): cache}, use_cache=True,
+        model(input_ids=torch.tensor([ids[0][:shared]], device=device), **{kv: cache}, use_cache=True,
               logits_to_keep=1)
         prefix = [(layer.keys, layer.values) for layer in cache.layers]
     rest, rest_mask = (t.to(device) for t in pad_left([x[shared:] for x in ids], pad_id))  # (B, W)
@@ -156,7 +157,7 @@ def prefill(model: PreTrainedModel, ids: Sequence[Sequence[int]], pad_id: int, d
         for i, (k, v) in enumerate(prefix):
             part.update(k.expand(len(m), -1, -1, -1), v.expand(len(m), -1, -1, -1), i)
         out = model(input_ids=rest[rows, width - w :], attention_mask=torch.cat([m.new_ones(len(m), shared), m], 1),
-                    position_ids=shared + (m.cumsum(-1) - 1).clamp(min=0), **{cache_arg(model): part}, use_cache=True,
+                    position_ids=shared + (m.cumsum(-1) - 1).clamp(min=0), **{kv: part}, use_cache=True,
                     logits_to_keep=1)
         logits.append(out.logits[:, -1].float())
         if not keys:
@@ -185,6 +186,7 @@ def decode(
     A row leaves the batch and the cache the step it emits EOS; the loop ends when no row is left."""
     device = next(model.parameters()).device
     logits, cache, mask = prefill(model, ids, pad_id, device)  # (B, V), cache, (B, T)
+    kv = cache_arg(model)  # once, not at every step
     position = mask.sum(-1)  # (B,) the next token's position in each row
     live = torch.arange(len(ids), device=device)  # the prompt index of each row still in the batch
     new: list[list[int]] = [[] for _ in ids]
@@ -207,7 +209,7 @@ def decode(
             live, token, mask, position = live[keep], token[keep], mask[keep], position[keep]
         mask = torch.cat([mask, mask.new_ones(len(mask), 1)], dim=1)
         out = model(input_ids=token[:, None], attention_mask=mask, position_ids=position[:, None],
-                    **{cache_arg(model): cache}, use_cache=True)
+                    **{kv: cache}, use_cache=True)
         logits = out.logits[:, -1].float()
         position = position + 1
     return new
