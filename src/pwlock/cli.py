@@ -8,6 +8,7 @@ import sys
 import traceback
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 DESCRIPTION = """\
 pwlock builds password-locked models (a capability hidden behind a password, by
@@ -82,17 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                     "seeds, under one threat model (--setting); write results.jsonl, leaderboard.md, "
                     "leaderboard.json and leaderboard.png. METHOD: a registered name (--list) or module:attribute "
                     "for your own (see examples/).")
-    stress.add_argument("methods", nargs="*", metavar="METHOD")
-    stress.add_argument("--list", action="store_true", help="list the registered methods and their settings")
-    stress.add_argument("--suite", default="toy", help="a built suite's name or file, or a folder of organism dirs")
-    stress.add_argument("--setting", default="demos:16",
-                        help="demos:K[:strong|ground_truth] | reward:SAMPLES | prompt_only[:K] | unsupervised "
-                             "(default: demos:16)")
-    stress.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="method seeds (default: 0 1 2)")
-    stress.add_argument("--root", type=Path, default=Path("organisms"), help="where suites are built (default: "
-                                                                              "./organisms)")
-    stress.add_argument("--out", type=Path, help="results dir (default: runs/stress-<suite>-<setting>)")
-    stress.add_argument("--workers", type=int, help="runs side by side, one thread each (default: one per core)")
+    plugin_run_args(stress, "method", default_setting="demos:16", default_seeds=[0, 1, 2], out="stress")
 
     detect = sub.add_parser(
         "detect", help="score detectors of locked models on a suite: organisms vs their benign twins",
@@ -100,17 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                     "(label 0), with several seeds, under one threat model (--setting); write results.jsonl, "
                     "detect.md, detect.json (AUROC with a bootstrap CI, TPR at 5%/1% FPR) and detect.png (ROC). "
                     "DETECTOR: a registered name (--list) or module:attribute / file.py:attribute for your own.")
-    detect.add_argument("detectors", nargs="*", metavar="DETECTOR")
-    detect.add_argument("--list", action="store_true", help="list the registered detectors and their settings")
-    detect.add_argument("--suite", default="toy", help="a built suite's name or file, or a folder of organism dirs")
-    detect.add_argument("--setting", default="reward:4096",
-                        help="demos:K[:strong|ground_truth] | reward:SAMPLES | prompt_only[:K] | unsupervised "
-                             "(default: reward:4096)")
-    detect.add_argument("--seeds", type=int, nargs="+", default=[0], help="detector seeds (default: 0)")
-    detect.add_argument("--root", type=Path, default=Path("organisms"), help="where suites are built (default: "
-                                                                              "./organisms)")
-    detect.add_argument("--out", type=Path, help="results dir (default: runs/detect-<suite>-<setting>)")
-    detect.add_argument("--workers", type=int, help="runs side by side, one thread each (default: one per core)")
+    plugin_run_args(detect, "detector", default_setting="reward:4096", default_seeds=[0], out="detect")
 
     args = parser.parse_args(argv)
     try:
@@ -118,6 +99,23 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pwlock: interrupted; finished units are kept, re-run the same command to resume", file=sys.stderr)
         return 130
+
+
+def plugin_run_args(parser: argparse.ArgumentParser, what: str, *, default_setting: str, default_seeds: list[int],
+                    out: str) -> None:
+    """The arguments `stress-test` (methods) and `detect` (detectors) share."""
+    parser.add_argument("plugins", nargs="*", metavar=what.upper())
+    parser.add_argument("--list", action="store_true", help=f"list the registered {what}s and their settings")
+    parser.add_argument("--suite", default="toy", help="a built suite's name or file, or a folder of organism dirs")
+    parser.add_argument("--setting", default=default_setting,
+                        help="demos:K[:strong|ground_truth] | reward:SAMPLES | prompt_only[:K] | unsupervised "
+                             f"(default: {default_setting})")
+    parser.add_argument("--seeds", type=int, nargs="+", default=default_seeds,
+                        help=f"{what} seeds (default: {' '.join(map(str, default_seeds))})")
+    parser.add_argument("--root", type=Path, default=Path("organisms"),
+                        help="where suites are built (default: ./organisms)")
+    parser.add_argument("--out", type=Path, help=f"results dir (default: runs/{out}-<suite>-<setting>)")
+    parser.add_argument("--workers", type=int, help="runs side by side, one thread each (default: one per core)")
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -230,44 +228,37 @@ def organisms_command(args: argparse.Namespace) -> int:
 
 def stress_command(args: argparse.Namespace) -> int:
     from pwlock.elicit.api import registered, resolve
-    from pwlock.errors import ConfigError
-    from pwlock.experiments.schedule import usable_cores
-    from pwlock.organisms import suite_organisms
-    from pwlock.stress import parse_setting, stress_test
+    from pwlock.stress import stress_test
 
-    if args.list:
-        return print_plugins(registered())
-    if not args.methods:
-        raise ConfigError("stress-test: name at least one METHOD (see --list), or module:attribute for your own")
-    setting = parse_setting(args.setting)
-    for m in args.methods:
-        resolve(m)  # a method that does not load fails before the suite is read
-    organisms = suite_organisms(args.suite, args.root)
-    out = args.out or Path("runs") / f"stress-{Path(args.suite).stem}-{str(setting).replace(':', '')}"
-    rows = stress_test(args.methods, organisms, setting, args.seeds, out, workers=args.workers or usable_cores())
-    return print_results(out, rows, "leaderboard")
+    return plugin_command(args, "method", registered, resolve, stress_test, out="stress", report="leaderboard")
 
 
 def detect_command(args: argparse.Namespace) -> int:
     from pwlock.detect.api import registered, resolve
     from pwlock.detect.run import detect
-    from pwlock.errors import ConfigError, MethodError
+
+    return plugin_command(args, "detector", registered, resolve, detect, out="detect", report="detect")
+
+
+def plugin_command(args: argparse.Namespace, what: str, registered: Any, resolve: Any, run: Any, *, out: str,
+                   report: str) -> int:
+    """`stress-test` / `detect`: list the registered plug-ins, or run the named ones on a suite."""
+    from pwlock.errors import ConfigError
     from pwlock.experiments.schedule import usable_cores
     from pwlock.organisms import suite_organisms
-    from pwlock.stress import parse_setting
+    from pwlock.stress import check_plugins, parse_setting
 
     if args.list:
         return print_plugins(registered())
-    if not args.detectors:
-        raise ConfigError("detect: name at least one DETECTOR (see --list), or module:attribute for your own")
+    if not args.plugins:
+        raise ConfigError(f"{args.command}: name at least one {what.upper()} (see --list), or module:attribute for "
+                          "your own")
     setting = parse_setting(args.setting)
-    for d in args.detectors:  # a detector that does not load, or not in this setting, fails before the suite is read
-        if setting.kind not in resolve(d).settings:
-            raise MethodError(f"detector {d}: supports the settings {list(resolve(d).settings)}, not {setting.kind}")
+    check_plugins(args.plugins, setting, resolve, what)  # a bad plug-in fails before the suite is read
     organisms = suite_organisms(args.suite, args.root)
-    out = args.out or Path("runs") / f"detect-{Path(args.suite).stem}-{str(setting).replace(':', '')}"
-    rows = detect(args.detectors, organisms, setting, args.seeds, out, workers=args.workers or usable_cores())
-    return print_results(out, rows, "detect")
+    folder = args.out or Path("runs") / f"{out}-{Path(args.suite).stem}-{str(setting).replace(':', '')}"
+    rows = run(args.plugins, organisms, setting, args.seeds, folder, workers=args.workers or usable_cores())
+    return print_results(folder, rows, report)
 
 
 def print_plugins(plugins: dict) -> int:

@@ -143,15 +143,30 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
     organism = load_organism(spec.organism)
     elicitor = resolve(spec.method)
     key = {"card": organism.card.model_dump(mode="json"), "target": spec.target, "method": spec.method,
-           "version": getattr(elicitor, "version", None), "code": code_digest(elicitor),
-           "setting": str(spec.setting), "seed": spec.seed}
-    unit = f"stress_{elicitor.name}_{organism.name}_{spec.target}_s{spec.seed}"
+           **plugin_key(elicitor), "setting": str(spec.setting), "seed": spec.seed}
+    return cached_row(spec.cache, f"stress_{elicitor.name}_{organism.name}_{spec.target}_s{spec.seed}", key,
+                      lambda: measure(elicitor, spec, organism), lambda error: stress_row(organism, spec, error=error),
+                      f"method {spec.method} on {organism.name} ({spec.target}, seed {spec.seed})")
+
+
+def cached_row(cache: Path, unit: str, key: dict[str, Any], compute: Callable[[], dict[str, Any]],
+               failed: Callable[[str], dict[str, Any]], where: str) -> dict[str, Any]:
+    """One run's row: from the cache, or computed and cached. A MethodError (the plug-in failed) becomes
+    the row `failed(error)`, logged and not cached, so a re-run tries again."""
     try:
-        _, rows = Store(spec.cache).run(unit, key, lambda folder: [measure(elicitor, spec, organism)])
+        _, rows = Store(cache).run(unit, key, lambda folder: [compute()])
         return rows[0]
     except MethodError as e:
-        log(f"method {spec.method} on {organism.name} ({spec.target}, seed {spec.seed}): error: {e}")
-        return stress_row(organism, spec, error=str(e))
+        log(f"{where}: error: {e}")
+        return failed(str(e))
+
+
+def check_plugins(specs: list[str], setting: Setting, resolve: Callable[[str], Any], what: str) -> None:
+    """Load each named plug-in and check it supports the setting: a MethodError before any work."""
+    for spec in specs:
+        plugin = resolve(spec)
+        if setting.kind not in plugin.settings:
+            raise MethodError(f"{what} {spec}: supports the settings {list(plugin.settings)}, not {setting.kind}")
 
 
 @dataclass
@@ -196,13 +211,16 @@ def call_plugin(where: str, call: Callable[[], T]) -> T:
         raise MethodError(f"{where}: raised {type(e).__name__}: {e}") from None
 
 
-def code_digest(plugin: Any) -> str | None:
-    """A digest of the plug-in's class source, in its runs' cache keys: editing the method reruns it
-    (what it calls elsewhere is not covered: its `version` attribute is for that)."""
+def plugin_key(plugin: Any) -> dict[str, Any]:
+    """What identifies a plug-in in its runs' cache keys: its `version` attribute, a digest of its
+    class's source (editing the class reruns its runs; what it calls elsewhere is what `version` is
+    for) and its instance attributes (settings such as a sigma grid)."""
     try:
-        return digest(inspect.getsource(type(plugin)))[:16]
+        code: str | None = digest(inspect.getsource(type(plugin)))[:16]
     except (OSError, TypeError):  # defined interactively, or a builtin type
-        return None
+        code = None
+    config = {k: repr(v) for k, v in sorted(vars(plugin).items())} if hasattr(plugin, "__dict__") else {}
+    return {"version": getattr(plugin, "version", None), "code": code, "config": config}
 
 
 def measure(elicitor: Elicitor, spec: RunSpec, organism: Organism) -> dict[str, Any]:
@@ -252,10 +270,7 @@ def stress_test(methods: list[str], organisms: list[Organism], setting: Setting,
     from pwlock.experiments.schedule import run_jobs
     from pwlock.report.leaderboard import write_leaderboard
 
-    for m in methods:
-        elicitor = resolve(m)  # fails here, before any work, on a method that does not load
-        if setting.kind not in elicitor.settings:
-            raise MethodError(f"method {m}: supports the settings {list(elicitor.settings)}, not {setting.kind}")
+    check_plugins(methods, setting, resolve, "method")
     assert setting.kind in SETTINGS
     out.mkdir(parents=True, exist_ok=True)
     specs = [RunSpec(m, o.dir, target, setting, seed, out / "cache")

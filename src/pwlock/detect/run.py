@@ -25,10 +25,9 @@ from typing import Any
 
 from pwlock.detect.api import Detector, check_detection, resolve
 from pwlock.errors import MethodError
-from pwlock.experiments.store import Store
 from pwlock.io import write_jsonl
 from pwlock.organisms import Organism
-from pwlock.stress import Setting, call_plugin, code_digest, prepare
+from pwlock.stress import Setting, cached_row, call_plugin, check_plugins, plugin_key, prepare
 
 TARGETS = ("locked", "weak_twin", "strong_twin")
 LABELS = {"locked": 1, "weak_twin": 0, "strong_twin": 0}
@@ -59,18 +58,11 @@ def detect_one(spec: DetectSpec) -> dict[str, Any]:
 
     organism = load_organism(spec.organism)
     detector = resolve(spec.detector)
-    # the detector's settings (e.g. its sigma grid) are in the key: changing them is a new unit
-    config = {k: repr(v) for k, v in sorted(vars(detector).items())} if hasattr(detector, "__dict__") else {}
     key = {"card": organism.card.model_dump(mode="json"), "target": spec.target, "detector": spec.detector,
-           "version": getattr(detector, "version", None), "code": code_digest(detector), "config": config,
-           "setting": str(spec.setting), "seed": spec.seed}
-    unit = f"detect_{detector.name}_{organism.name}_{spec.target}_s{spec.seed}"
-    try:
-        _, rows = Store(spec.cache).run(unit, key, lambda folder: [measure(detector, spec, organism)])
-        return rows[0]
-    except MethodError as e:
-        log(f"detector {spec.detector} on {organism.name} ({spec.target}, seed {spec.seed}): error: {e}")
-        return detect_row(organism, spec, error=str(e))
+           **plugin_key(detector), "setting": str(spec.setting), "seed": spec.seed}
+    return cached_row(spec.cache, f"detect_{detector.name}_{organism.name}_{spec.target}_s{spec.seed}", key,
+                      lambda: measure(detector, spec, organism), lambda error: detect_row(organism, spec, error=error),
+                      f"detector {spec.detector} on {organism.name} ({spec.target}, seed {spec.seed})")
 
 
 def measure(detector: Detector, spec: DetectSpec, organism: Organism) -> dict[str, Any]:
@@ -107,10 +99,7 @@ def detect(detectors: list[str], organisms: list[Organism], setting: Setting, se
     from pwlock.experiments.schedule import run_jobs
     from pwlock.report.detection import write_detection_report
 
-    for d in detectors:
-        detector = resolve(d)  # fails here, before any work, on a detector that does not load
-        if setting.kind not in detector.settings:
-            raise MethodError(f"detector {d}: supports the settings {list(detector.settings)}, not {setting.kind}")
+    check_plugins(detectors, setting, resolve, "detector")
     out.mkdir(parents=True, exist_ok=True)
     specs = [DetectSpec(d, o.dir, target, setting, seed, out / "cache")
              for o in organisms for target in targets(o) for d in detectors for seed in seeds]
