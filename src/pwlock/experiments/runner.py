@@ -1,8 +1,10 @@
 """Run a config end to end: task -> lock -> evaluate -> elicit -> record.
 
 Every expensive step is a content-addressed unit (see `store.py`): re-running a config
-skips finished units, and a killed run resumes where it stopped. `Experiment.run` reads
-top to bottom as the paper's pipeline; each step below it is one unit.
+skips finished units, and a killed run resumes where it stopped. A run is a list of jobs
+(`Job`: a replicate's policy evaluations, or one lock with its evaluations and elicitation
+runs); `Experiment.lock_rows` reads top to bottom as the paper's pipeline for one lock, and
+each step below it is one unit.
 """
 
 from __future__ import annotations
@@ -432,11 +434,6 @@ class Experiment:
                     "words": words}
         self.policies = task.policies()
         self.rdm = FixedRandomDistribution(vocab_size, seed=cfg.model.seed)
-
-    def run(self) -> list[dict[str, Any]]:
-        """Every row of this replicate: the policies', then each lock's (`run_experiment` runs these
-        same pieces as separate jobs)."""
-        return self.policy_rows() + [r for key in lock_keys(self.cfg) for r in self.lock_rows(*key)]
 
     def policy_rows(self) -> list[dict[str, Any]]:
         """The correctness of pi_strong, each pi_weak and the other policies the config imitates."""
