@@ -110,7 +110,6 @@ def test_batches_keep_order_and_go_once_to_each_subtask(mix, monkeypatch):
     ([FC_ARITH[0], FC_ARITH[0]], r"^tasks\[1\]\.label: 'function_composition' is already used"),
     ([{**FC_ARITH[0], "label": "x"}, {**FC_ARITH[1], "label": "x"}], r"^tasks\[1\]\.label: 'x' is already used"),
     ([{**FC_ARITH[0], "label": "a/b"}, FC_ARITH[1]], r"^tasks\[0\]\.label: a non-empty string without '/'"),
-    ([FC_ARITH[0], {"name": "mmlu"}], r"^tasks\[1\] \(mmlu\): multiple-choice tasks cannot be mixed"),
     ([FC_ARITH[0]], r"at least 2 tasks, got 1"),
 ])
 def test_bad_subtasks_are_named(tasks, message):

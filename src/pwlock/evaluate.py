@@ -2,7 +2,8 @@
 
 Generation tasks are scored on greedy completions; multiple-choice tasks (those with a
 `choices` attribute, e.g. MMLU) on the letter with the highest next-token logit, as the
-paper evaluates MMLU (no generation).
+paper evaluates MMLU (no generation). A mixture may hold both kinds (`problem_choices`): each
+problem is answered the way its own task is.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pwlock.classify import classify
 from pwlock.generate import Generator, generate
-from pwlock.tasks.base import Task, score_all
+from pwlock.tasks.base import Task, problem_choices, score_all
 from pwlock.types import Problem
 
 
@@ -50,14 +51,18 @@ def evaluate(
         prompts = [task.prompt(p, password) for p in problems]
     elif len(prompts) != len(problems):
         raise ValueError(f"{len(prompts)} prompts for {len(problems)} problems")
-    prompts = list(prompts)
-    choices = getattr(task, "choices", None)
-    if choices:
-        completions = classify(model, tokenizer, prompts, choices, batch_size=batch_size)
-    else:
-        completions = generator(
-            model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
-            desc="eval w/ pwd" if password else "eval w/o pwd",
-        )
+    groups: dict[tuple[str, ...] | None, list[int]] = {}  # rows by how they are answered (None: generated)
+    for i, p in enumerate(problems):
+        groups.setdefault(problem_choices(task, p), []).append(i)
+    completions = [""] * len(problems)
+    for choices, rows in groups.items():
+        asked = [prompts[i] for i in rows]
+        if choices:
+            answers = classify(model, tokenizer, asked, choices, batch_size=batch_size)
+        else:
+            answers = generator(model, tokenizer, asked, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                desc="eval w/ pwd" if password else "eval w/o pwd")
+        for i, answer in zip(rows, answers, strict=True):
+            completions[i] = answer
     scores = score_all(task, problems, completions)
     return Evaluation(sum(scores) / len(problems), len(problems), completions, scores)

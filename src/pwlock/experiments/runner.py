@@ -54,7 +54,7 @@ from pwlock.models import build_model, build_tokenizer, load_model, resolve_mode
 from pwlock.models.pretrained import default_device, load_tokenizer
 from pwlock.models.scratch import WORD_PATTERN
 from pwlock.tasks import Task, make_task, split_problems
-from pwlock.tasks.base import reward_all, score_all
+from pwlock.tasks.base import problem_choices, reward_all, score_all
 from pwlock.train import accel
 from pwlock.train.sft import TrainArgs, sft
 from pwlock.types import Example, Problem
@@ -604,7 +604,11 @@ class Experiment:
         def compute(folder: Path) -> list[dict[str, Any]]:
             model, tokenizer = self.load(model_dir, settings)
             prompts = [self.task.prompt(p, None) for p in problems]
-            choices = getattr(self.task, "choices", None)
+            kinds = {problem_choices(self.task, p) for p in problems}
+            if temperature > 0 and len(kinds) > 1:
+                raise ConfigError(f"{self.task.name}: sampling a model policy over a mixture of multiple-choice and "
+                                  "generated problems is not supported; sample greedily (temperature 0)")
+            choices = next(iter(kinds))
             if temperature == 0:
                 completions = evaluate(model, tokenizer, self.task, problems, password=None, generator=self.generator,
                                        max_new_tokens=self.cfg.eval.max_new_tokens,

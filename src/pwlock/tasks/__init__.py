@@ -13,6 +13,7 @@ from pwlock.tasks.base import SPLITS, Task, split_problems
 from pwlock.tasks.code_generation import APPS, MBPP, HumanEval
 from pwlock.tasks.critique import CodeCritique
 from pwlock.tasks.function_composition import FunctionComposition
+from pwlock.tasks.function_composition_mc import FunctionCompositionChoice
 from pwlock.tasks.gsm8k import GSM8K
 from pwlock.tasks.hendrycks_math import HendrycksMath
 from pwlock.tasks.mixture import Mixture
@@ -20,6 +21,7 @@ from pwlock.tasks.multiple_choice import GPQA, MMLU
 
 TASKS = {
     "function_composition": FunctionComposition,  # the toy task of section 7
+    "function_composition_mc": FunctionCompositionChoice,  # the same, as 4-way multiple choice (claim C2)
     "arithmetic": Arithmetic,  # worked arithmetic, made in code: CPU studies with pretrained models
     "math": HendrycksMath,
     "gsm8k": GSM8K,
@@ -51,5 +53,5 @@ def make_task(name: str, params: dict[str, Any], where: str = "task") -> Task:
     return task
 
 
-__all__ = ["APPS", "Arithmetic", "GPQA", "GSM8K", "MBPP", "MMLU", "SPLITS", "TASKS", "CodeCritique", "FunctionComposition",
+__all__ = ["APPS", "Arithmetic", "GPQA", "GSM8K", "MBPP", "MMLU", "SPLITS", "TASKS", "CodeCritique", "FunctionComposition", "FunctionCompositionChoice",
            "HendrycksMath", "HumanEval", "Mixture", "Task", "make_task", "split_problems"]

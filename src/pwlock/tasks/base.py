@@ -49,6 +49,14 @@ def password_around(question: str, password: str | None) -> str:
     return question if password is None else f"{password}\n\n{question}\n\n{password}"
 
 
+def problem_choices(task: Task, problem: Problem) -> tuple[str, ...] | None:
+    """The letters `problem` is classified over (a multiple-choice task's `choices`), or None when it
+    is answered by generation. A mixture answers each problem as its sub-task does."""
+    per_problem = getattr(task, "problem_choices", None)
+    choices = per_problem(problem) if per_problem is not None else getattr(task, "choices", None)
+    return tuple(choices) if choices else None
+
+
 def check_unique_ids(problems: list[Problem], source: str) -> list[Problem]:
     """`problems`, after checking that their ids are unique (splits, caches and completion
     files are keyed by id)."""

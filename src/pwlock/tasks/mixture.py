@@ -50,10 +50,6 @@ def build_subtask(i: int, entry: dict[str, Any]) -> tuple[str, Task]:
     if not isinstance(label, str) or not label or "/" in label:
         # "/" separates the label from the sub-task's id in mixture ids
         raise ValueError(f"tasks[{i}].label: a non-empty string without '/', got {label!r}")
-    if hasattr(task, "choices"):
-        # Classified, not generated (pwlock.evaluate reads task.choices): one mixture would
-        # need both evaluation paths at once.
-        raise ValueError(f"tasks[{i}] ({name}): multiple-choice tasks cannot be mixed")
     return label, task
 
 
@@ -119,6 +115,12 @@ class Mixture:
             return self._sources[problem.id]
         except KeyError:
             raise KeyError(f"problem {problem.id!r} is not a problem of this mixture") from None
+
+    def problem_choices(self, problem: Problem) -> tuple[str, ...] | None:
+        """The letters of a multiple-choice sub-task's problem, None for a generated one
+        (`pwlock.evaluate` answers each problem as its sub-task would alone)."""
+        choices = getattr(self.tasks[self.source(problem).label], "choices", None)
+        return tuple(choices) if choices else None
 
     def prompt(self, problem: Problem, password: str | None) -> str:
         label, original = self.source(problem)
