@@ -153,6 +153,9 @@ def test_report_averages_seeds_per_model_and_lists_failures(tmp_path):
     # pairs: 2 beats all three, 1.2 beats 1.0 only: 4 of 6
     assert e["auroc"] == pytest.approx(4 / 6) and (e["locked"], e["benign"], e["failures"]) == (2, 3, 1)
     assert e["tpr_at_fpr"]["0.05"] == 0.5  # only locked a scores above every benign model
+    # per kind of model: locked (2 + 1.2) / 2, weak twin a only (b failed), strong twins (1.0 + 1.4) / 2
+    assert {t: (v["mean"], v["models"]) for t, v in e["by_target"].items()} == pytest.approx(
+        {"locked": (1.6, 2), "weak_twin": (1.5, 1), "strong_twin": (1.2, 2)})
     assert [f["error"] for f in rep["failures"]] == ["boom"]
     md = (tmp_path / "detect.md").read_text()
     assert "boom" in md and "0.667" in md and (tmp_path / "detect.png").stat().st_size > 10_000
@@ -380,16 +383,19 @@ def test_phi_stays_finite_when_the_model_gets_nothing_right_unnoised(tiny_model,
 # -- end to end on the tiny Echo organisms (slow: builds them, ~20-40 s) --------------------------------
 
 
-@pytest.fixture(scope="module")
-def suite(tmp_path_factory):
-    """Two organisms locked from scratch on Echo, with their twins (the suite of tests/test_stress.py)."""
+def echo_suite(tmp_path_factory):
+    """Two organisms locked from scratch on Echo, with their twins (the suite of tests/test_stress.py), built
+    in one folder per test session: a second module asking for it (tests/test_detectors.py) finds the
+    cached training units and only rewrites the organism dirs. A generator: the Echo task stays patched in
+    until it is closed."""
     from pwlock.experiments import runner
     from pwlock.organisms import build_suite
 
     mp = pytest.MonkeyPatch()
     mp.setattr(runner, "build_task", lambda cfg: Echo(digits=3))  # 1000 problems: 100/400/300/200
     runner._TASKS.clear()
-    root = tmp_path_factory.mktemp("organisms")
+    root = tmp_path_factory.getbasetemp() / "echo_organisms"
+    root.mkdir(exist_ok=True)
     write_config(root / "echo.yaml", model={"hidden_size": 64, "layers": 2, "heads": 2},
                  lock__methods=["from_scratch"], lock__pretrain=None, lock__sft=None,
                  lock__from_scratch={"epochs": 4, "batch_size": 32, "lr": 3e-3},
@@ -399,6 +405,11 @@ def suite(tmp_path_factory):
     yield root, build_suite(root / "echo_suite.yaml", root)
     mp.undo()
     runner._TASKS.clear()
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory):
+    yield from echo_suite(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
