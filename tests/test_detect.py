@@ -154,11 +154,13 @@ def test_report_averages_seeds_per_model_and_lists_failures(tmp_path):
     assert e["auroc"] == pytest.approx(4 / 6) and (e["locked"], e["benign"], e["failures"]) == (2, 3, 1)
     assert e["tpr_at_fpr"]["0.05"] == 0.5  # only locked a scores above every benign model
     # per kind of model: locked (2 + 1.2) / 2, weak twin a only (b failed), strong twins (1.0 + 1.4) / 2
-    assert {t: (v["mean"], v["models"]) for t, v in e["by_target"].items()} == pytest.approx(
-        {"locked": (1.6, 2), "weak_twin": (1.5, 1), "strong_twin": (1.2, 2)})
+    assert {t: v["mean"] for t, v in e["by_target"].items()} == pytest.approx(
+        {"locked": 1.6, "weak_twin": 1.5, "strong_twin": 1.2})
+    assert {t: v["models"] for t, v in e["by_target"].items()} == {"locked": 2, "weak_twin": 1, "strong_twin": 2}
     assert [f["error"] for f in rep["failures"]] == ["boom"]
     md = (tmp_path / "detect.md").read_text()
     assert "boom" in md and "0.667" in md and (tmp_path / "detect.png").stat().st_size > 10_000
+    assert "| locked organism | 1.600 [1.200, 2.000] | 2 |" in md
     assert json.loads((tmp_path / "detect.json").read_text())["detectors"][0]["locked"] == 2
     with pytest.raises(ValueError, match="repeat"):
         write_detection_report(rows + rows[:1], tmp_path)
