@@ -24,10 +24,13 @@ from pwlock.detect.api import Detection, check_detection, registered, resolve
 from pwlock.detect.noise import (
     DEFAULT_SIGMAS,
     PAPER_SIGMAS,
+    LoRANoiseInjection,
     NoiseElicitation,
     NoiseInjection,
+    add_lora_noise,
     add_noise,
     check_sigmas,
+    lora_scale,
     noise_seed,
     restored,
     sweep,
@@ -150,9 +153,14 @@ def test_report_averages_seeds_per_model_and_lists_failures(tmp_path):
     # pairs: 2 beats all three, 1.2 beats 1.0 only: 4 of 6
     assert e["auroc"] == pytest.approx(4 / 6) and (e["locked"], e["benign"], e["failures"]) == (2, 3, 1)
     assert e["tpr_at_fpr"]["0.05"] == 0.5  # only locked a scores above every benign model
+    # per kind of model: locked (2 + 1.2) / 2, weak twin a only (b failed), strong twins (1.0 + 1.4) / 2
+    assert {t: v["mean"] for t, v in e["by_target"].items()} == pytest.approx(
+        {"locked": 1.6, "weak_twin": 1.5, "strong_twin": 1.2})
+    assert {t: v["models"] for t, v in e["by_target"].items()} == {"locked": 2, "weak_twin": 1, "strong_twin": 2}
     assert [f["error"] for f in rep["failures"]] == ["boom"]
     md = (tmp_path / "detect.md").read_text()
     assert "boom" in md and "0.667" in md and (tmp_path / "detect.png").stat().st_size > 10_000
+    assert "| locked organism | 1.600 [1.200, 2.000] | 2 |" in md
     assert json.loads((tmp_path / "detect.json").read_text())["detectors"][0]["locked"] == 2
     with pytest.raises(ValueError, match="repeat"):
         write_detection_report(rows + rows[:1], tmp_path)
@@ -274,6 +282,57 @@ def test_weights_are_restored_bit_exactly_after_each_step_and_after_a_crash(tiny
     assert same_bits(tensors(model), original)
 
 
+def test_lora_noise_matches_the_direct_sigma_per_entry():
+    """Var(dW_ij) = r s^4 for dW = B A with r-rank factors of std s: s = sqrt(sigma / sqrt(r)) gives dW
+    the direct mode's per-entry std sigma. The naive s = sigma / sqrt(r) (matching std of the sum, not
+    of products) would give ~1e-3 of it, s = sigma ~1e-2: the tolerance tells them apart."""
+    assert lora_scale(0.01, 8) == pytest.approx(math.sqrt(0.01 / math.sqrt(8)))
+    for sigma in (1e-3, 1e-2):
+        layer = torch.nn.Sequential(torch.nn.Linear(384, 512))
+        before = layer[0].weight.detach().clone()
+        add_lora_noise(layer, sigma, seed=3)
+        delta = layer[0].weight.detach() - before  # (512, 384)
+        assert float(delta.std()) == pytest.approx(sigma, rel=0.08)
+        assert abs(float(delta.mean())) < sigma / 10
+        assert int(torch.linalg.matrix_rank(delta.double(), rtol=1e-6)) == 8  # low rank, unlike direct noise
+
+
+def test_lora_noise_touches_the_linear_weights_only_and_restores_bit_exactly(tiny_model, tokenizer):
+    model = tiny_model.to(torch.bfloat16)
+    original = tensors(model)
+    add_lora_noise(model, 0.01, seed=1)
+    after = tensors(model)
+    head = model.get_output_embeddings()
+    linear = {f"{name}.weight" for name, m in model.named_modules()
+              if isinstance(m, torch.nn.Linear) and m is not head}
+    assert linear and all(p.dtype == torch.bfloat16 for p in after.values())
+    changed = {k for k in original if not torch.equal(original[k], after[k])}
+    assert changed == linear  # not the embeddings (tied to the head), norms or the head
+    model.load_state_dict(original)
+    budget = reward_budget(10_000)
+    out = LoRANoiseInjection([0, 0.002, 0.004], draws=2)(model, tokenizer, context(Scripted(model, hump)), budget,
+                                                        seed=0)
+    assert out.evidence["mode"] == "lora" and same_bits(tensors(model), original)
+    with pytest.raises(ConfigError, match="noise.mode: one of"):
+        NoiseInjection(mode="gaussian")
+
+
+def test_lora_and_direct_noise_of_one_sigma_move_the_model_alike(tiny_model, tokenizer):
+    """The same sigma moves the linear weights by the same spread in both modes (the scale is matched),
+    through the sweep's own bookkeeping: Scripted reads the std of the change."""
+    seen: dict[str, list[float]] = {}
+    for detector in (NoiseInjection([0, 0.004], draws=1), LoRANoiseInjection([0, 0.004], draws=1)):
+        gen = Scripted(tiny_model, lambda s, mode=detector.mode: seen.setdefault(mode, []).append(s) or 0.5)
+        detector(tiny_model, tokenizer, context(gen), reward_budget(1000), seed=0)
+    # direct: every parameter moves with std 0.004; lora: the linear weights (but the head) by the same std,
+    # the rest not at all, so the std over all parameters is 0.004 sqrt(share of entries that move)
+    head = tiny_model.get_output_embeddings()
+    moving = sum(m.weight.numel() for m in tiny_model.modules() if isinstance(m, torch.nn.Linear) and m is not head)
+    share = moving / sum(p.numel() for p in tiny_model.parameters())
+    assert seen["direct"][1] == pytest.approx(0.004, rel=0.05)
+    assert seen["lora"][1] == pytest.approx(0.004 * math.sqrt(share), rel=0.1) and share < 1
+
+
 def test_the_sweep_fits_its_reward_budget_or_says_why(tiny_model, tokenizer):
     detector = NoiseInjection()  # 21 sigmas x 3 draws: 1 + 20 x 3 = 61 evaluations
     gen = Scripted(tiny_model, hump)
@@ -326,16 +385,19 @@ def test_phi_stays_finite_when_the_model_gets_nothing_right_unnoised(tiny_model,
 # -- end to end on the tiny Echo organisms (slow: builds them, ~20-40 s) --------------------------------
 
 
-@pytest.fixture(scope="module")
-def suite(tmp_path_factory):
-    """Two organisms locked from scratch on Echo, with their twins (the suite of tests/test_stress.py)."""
+def echo_suite(tmp_path_factory):
+    """Two organisms locked from scratch on Echo, with their twins (the suite of tests/test_stress.py), built
+    in one folder per test session: a second module asking for it (tests/test_detectors.py) finds the
+    cached training units and only rewrites the organism dirs. A generator: the Echo task stays patched in
+    until it is closed."""
     from pwlock.experiments import runner
     from pwlock.organisms import build_suite
 
     mp = pytest.MonkeyPatch()
     mp.setattr(runner, "build_task", lambda cfg: Echo(digits=3))  # 1000 problems: 100/400/300/200
     runner._TASKS.clear()
-    root = tmp_path_factory.mktemp("organisms")
+    root = tmp_path_factory.getbasetemp() / "echo_organisms"
+    root.mkdir(exist_ok=True)
     write_config(root / "echo.yaml", model={"hidden_size": 64, "layers": 2, "heads": 2},
                  lock__methods=["from_scratch"], lock__pretrain=None, lock__sft=None,
                  lock__from_scratch={"epochs": 4, "batch_size": 32, "lr": 3e-3},
@@ -345,6 +407,11 @@ def suite(tmp_path_factory):
     yield root, build_suite(root / "echo_suite.yaml", root)
     mp.undo()
     runner._TASKS.clear()
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory):
+    yield from echo_suite(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -137,6 +137,14 @@ def models(d: pd.DataFrame) -> pd.DataFrame:
     return g.agg(score="mean", score_min="min", score_max="max", seeds="count").reset_index()
 
 
+def by_target(m: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Mean, min and max score per kind of model (locked, weak twin, strong twin): where a detector's false
+    positives come from (a detector that scores weak twins like locked models flags weakness, not locks)."""
+    g = m.groupby("target", sort=False)["score"]
+    return {str(t): {"mean": float(s.mean()), "min": float(s.min()), "max": float(s.max()), "models": int(len(s))}
+            for t, s in g}
+
+
 def report(rows: pd.DataFrame | list[dict[str, Any]]) -> dict[str, Any]:
     """Per (detector, setting), best AUROC first: `auroc` with `auroc_ci95`, `tpr_at_fpr` (per FPR),
     `locked`/`benign` (models scored), `failures`, the `roc` curve and the per-`models` scores. Also
@@ -151,7 +159,7 @@ def report(rows: pd.DataFrame | list[dict[str, Any]]) -> dict[str, Any]:
             "detector": detector, "setting": setting, "auroc": auroc(s, y), "auroc_ci95": bootstrap_auroc(s, y),
             "tpr_at_fpr": {str(a): tpr_at_fpr(s, y, a) for a in FPRS}, "locked": int(y.sum()),
             "benign": int((y == 0).sum()), "failures": int(d["failed"].sum()), "roc": {"fpr": fpr, "tpr": tpr},
-            "models": m.to_dict("records")})
+            "by_target": by_target(m), "models": m.to_dict("records")})
     entries.sort(key=lambda e: -math.inf if math.isnan(e["auroc"]) else e["auroc"], reverse=True)
     failures = df[df["failed"]][[*MODEL, "detector", "setting", "seed", "error"]].to_dict("records")
     out: dict[str, Any] = json_safe({"detectors": entries, "fprs": list(FPRS), "bootstrap": BOOTSTRAP,
@@ -175,6 +183,10 @@ def markdown(rep: dict[str, Any]) -> str:
         lines.append(f"| {e['detector']} | {e['setting']} | {num(e['auroc'])}{ci} | {tprs} | "
                      f"{e['locked']} / {e['benign']} | {e['failures']} |")
     for e in rep["detectors"]:
+        lines += ["", f"## {e['detector']} ({e['setting']}): mean score per kind of model [min, max over models]", "",
+                  "| model | mean score | models |", "|---|---|---|"]
+        lines += [f"| {TARGET_LABELS.get(t, t)} | {num(v['mean'])} [{num(v['min'])}, {num(v['max'])}] | {v['models']} |"
+                  for t, v in e.get("by_target", {}).items()]
         lines += ["", f"## {e['detector']} ({e['setting']}): scores per model (mean [min, max] over seeds)", "",
                   "| organism | model | label | score | seeds |", "|---|---|---|---|---|"]
         lines += [f"| {m['organism']} | {TARGET_LABELS.get(m['target'], m['target'])} | {m['label']} | "
