@@ -95,7 +95,6 @@ def _hidden(output: Any) -> torch.Tensor:
     return output[0] if isinstance(output, tuple) else output
 
 
-@torch.no_grad()
 def mean_activations(model: PreTrainedModel, layers: Sequence[int], seqs: Sequences, *, pad_id: int,
                      batch_size: int = 32) -> Vectors:
     """Per layer: the mean over `seqs` of the layer's output averaged over each sequence's last n tokens."""
@@ -119,7 +118,8 @@ def mean_activations(model: PreTrainedModel, layers: Sequence[int], seqs: Sequen
         for start in range(0, len(seqs), batch_size):
             batch = seqs[start:start + batch_size]
             ids, mask = (t.to(device) for t in pad_left([s for s, _ in batch], pad_id))  # left padded: tails align
-            model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0), **extra)
+            with torch.no_grad():
+                model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0), **extra)
             for i in layers:
                 h = captured[i].float()  # (B, T, d)
                 tails = torch.stack([h[b, h.shape[1] - n:].mean(0) for b, (_, n) in enumerate(batch)])  # (B, d)
