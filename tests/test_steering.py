@@ -167,3 +167,32 @@ def test_bad_input_names_the_field(tiny):
         Steering()(model, tokenizer, CONTEXT, Reward(PROMPTS, samples=2, score=digit_share), seed=0)
     with pytest.raises(MethodError, match="leaves 8 samples for 10"):
         Steering()(model, tokenizer, CONTEXT, Reward(PROMPTS, samples=16, score=digit_share), seed=0)
+
+
+@pytest.mark.slow
+def test_every_new_method_runs_through_the_stress_test_on_a_locked_organism(tmp_path):
+    """The harness's side: hooks entered around the evaluation, budgets counted, frozen weights kept."""
+    from pwlock.experiments import runner
+    from pwlock.organisms import build_suite, load_organism
+    from pwlock.stress import parse_setting, stress_test
+    from tests.helpers import write_config
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(runner, "build_task", lambda cfg: Echo(digits=3))
+    runner._TASKS.clear()
+    try:
+        write_config(tmp_path / "echo.yaml", model={"hidden_size": 64, "layers": 2, "heads": 2},
+                     lock__methods=["from_scratch"], lock__pretrain=None, lock__sft=None,
+                     lock__from_scratch={"epochs": 4, "batch_size": 32, "lr": 3e-3},
+                     eval__max_problems=100, eval__max_new_tokens=4, threads=1)
+        (tmp_path / "echo_suite.yaml").write_text(
+            "name: echo\nversion: 1\norganisms:\n  - {config: echo.yaml, locks: [from_scratch], seeds: [0]}\n")
+        [organism] = [load_organism(d) for d in build_suite(tmp_path / "echo_suite.yaml", tmp_path)]
+        rows = stress_test(["steering", "steering-random"], [organism], parse_setting("reward:128"), [0], tmp_path / "r")
+        rows += stress_test(["steering", "manyshot", "manyshot-wrong", "prefill", "persona"], [organism],
+                            parse_setting("prompt_only:8"), [0], tmp_path / "p")
+    finally:
+        mp.undo()
+        runner._TASKS.clear()
+    assert len(rows) == 7 * 2 and all(r["error"] is None and r["correctness"] is not None for r in rows), rows
+    assert all(0 < r["reward_samples"] <= 128 for r in rows if r["setting"] == "reward:128")
