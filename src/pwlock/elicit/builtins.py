@@ -16,3 +16,13 @@ from pwlock.elicit.sft import SFT
 
 for method in (SFT(), ExpertIteration(), IteratedDPO(), FewShot(), Jailbreak(), NoiseElicitation()):
     register(method)
+
+# Beyond the paper (issue #16): steering with its random-vector control, many-shot prompting with
+# correct and wrong shots, prefilling and personas.
+from pwlock.elicit.manyshot import ManyShot  # noqa: E402
+from pwlock.elicit.prefill import Persona, Prefill  # noqa: E402
+from pwlock.elicit.steering import Steering  # noqa: E402
+
+for method in (Steering(), Steering("steering-random", random=True), ManyShot(), ManyShot("manyshot-wrong", wrong=True),
+               Prefill(), Persona()):
+    register(method)

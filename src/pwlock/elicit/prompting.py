@@ -257,6 +257,18 @@ def attacks(
     return out
 
 
+def context_overflow(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str],
+                     reserve: int = 0) -> str | None:
+    """None when every text, plus `reserve` tokens (to generate), fits the model's context; else what
+    overflows it ("prompts of up to N tokens, beyond the model's context of C")."""
+    context_length = getattr(model.config, "max_position_embeddings", None)
+    longest = max(len(ids) for ids in tokenizer(list(texts))["input_ids"])
+    if context_length is None or longest + reserve <= context_length:
+        return None
+    plus = f" (+{reserve} to generate)" if reserve else ""
+    return f"prompts of up to {longest} tokens{plus}, beyond the model's context of {context_length}"
+
+
 class FewShot:
     """Few-shot prompting with the K demonstrations, weights untouched (`prompt_only:K`): the budget's K demonstrations before every
     prompt, in a seeded order; the weights are untouched."""
@@ -271,11 +283,9 @@ class FewShot:
             raise MethodError("fewshot: needs demonstrations: use the setting prompt_only:K with K >= 1")
         shots = [(e.prompt, e.completion) for e in budget.examples]
         random.Random(seed).shuffle(shots)
-        context_length = getattr(model.config, "max_position_embeddings", None)
-        longest = max(len(ids) for ids in tokenizer([fewshot_text(shots, q) for q in budget.prompts[:64]])["input_ids"])
-        if context_length is not None and longest > context_length:
-            raise MethodError(f"fewshot: {len(shots)} shots make prompts of up to {longest} tokens, beyond the "
-                              f"model's context of {context_length}: use fewer (prompt_only:K)")
+        overflow = context_overflow(model, tokenizer, [fewshot_text(shots, q) for q in budget.prompts[:64]])
+        if overflow:
+            raise MethodError(f"fewshot: {len(shots)} shots make {overflow}: use fewer (prompt_only:K)")
         return Elicited(model, prompt=lambda query: fewshot_text(shots, query))
 
 

@@ -1,0 +1,198 @@
+"""Steering (pwlock.elicit.steering) on tiny models: the vector is the hand-derived difference of mean
+activations, the hook adds exactly multiplier x vector at the chosen layer and is gone afterwards (also
+after a crash), the random control has the real vector's norm and not its direction, bad input is named."""
+
+import pytest
+import torch
+
+from pwlock.elicit.api import Context, PromptOnly, Reward, weights_hash
+from pwlock.elicit.steering import (
+    Steering,
+    contrast,
+    decoder_layers,
+    mean_activations,
+    persona_sequences,
+    random_like,
+    steer,
+)
+from pwlock.errors import MethodError
+from pwlock.models.scratch import build_model, build_tokenizer
+from tests.tiny_task import Echo
+
+TASK = Echo(digits=3)
+PROMPTS = [TASK.prompt(p, None) for p in TASK.problems()[:12]]
+CONTEXT = Context(task="echo", max_new_tokens=4, batch_size=16)
+
+
+class Stub(torch.nn.Module):
+    """A token's embedding through two blocks, the identity then doubling: block outputs known by hand."""
+
+    def __init__(self):
+        super().__init__()
+        table = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [3.0, 1.0], [1.0, -1.0]])
+        self.embed = torch.nn.Embedding.from_pretrained(table)
+        self.layers = torch.nn.ModuleList([torch.nn.Identity(), Double()])
+
+    def get_decoder(self):
+        return self
+
+    def forward(self, input_ids, attention_mask=None, position_ids=None):
+        h = self.embed(input_ids)
+        for block in self.layers:
+            h = block(h)
+        return h
+
+
+class Double(torch.nn.Module):
+    def forward(self, h):
+        return 2 * h
+
+
+def test_steering_vector_is_the_hand_derived_difference_of_mean_activations():
+    # positive: [1 3] read at its last token -> e3 = (3, 1); [2 4 1] over its last 2 -> (e4 + e1) / 2 = (1, -0.5)
+    # negative: [2] -> e2 = (0, 1).  Layer 0: (2, 0.25) - (0, 1) = (2, -0.75); layer 1 doubles it.
+    positive, negative = [([1, 3], 1), ([2, 4, 1], 2)], [([2], 1)]
+    v = contrast(Stub(), [0, 1], positive, negative, pad_id=0)
+    assert torch.allclose(v[0], torch.tensor([2.0, -0.75])) and torch.allclose(v[1], torch.tensor([4.0, -1.5]))
+    # left padding (pad 0 embeds to 0) must not leak into the tails
+    means = mean_activations(Stub(), [0], positive, pad_id=0, batch_size=1)
+    assert torch.allclose(means[0], torch.tensor([2.0, 0.25]))
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    tokenizer = build_tokenizer(TASK.vocabulary)
+    model = build_model(tokenizer, hidden_size=16, layers=3, heads=2, max_length=64, seed=0)
+    return model.eval(), tokenizer
+
+
+def logits(model, tokenizer):
+    ids = torch.tensor(tokenizer(PROMPTS[:4])["input_ids"])  # one length: no padding needed
+    with torch.no_grad():
+        return model(input_ids=ids).logits
+
+
+def layer_output(model, tokenizer, layer):
+    seqs = [(ids, len(ids)) for ids in tokenizer(PROMPTS[:4])["input_ids"]]  # every position
+    return mean_activations(model, [layer], seqs, pad_id=tokenizer.pad_token_id)[layer]
+
+
+def test_the_hook_moves_the_negative_mean_onto_the_positive_one_and_only_while_entered(tiny):
+    model, tokenizer = tiny
+    positive, negative = persona_sequences(tokenizer, PROMPTS[:6])
+    v = contrast(model, [1], positive, negative, pad_id=tokenizer.pad_token_id)
+    assert v[1].norm() > 1e-3  # the persona prefixes differ (in length, on this vocabulary): a nonzero vector
+    before = logits(model, tokenizer)
+    with steer(v, 1.0)(model):
+        steered = mean_activations(model, [1], negative, pad_id=tokenizer.pad_token_id)[1]
+        moved = logits(model, tokenizer)
+    target = mean_activations(model, [1], positive, pad_id=tokenizer.pad_token_id)[1]
+    assert torch.allclose(steered, target, atol=1e-5)  # the right layer, sign and scale
+    assert not torch.allclose(moved, before, atol=1e-4)  # and it reaches the logits
+    assert torch.equal(logits(model, tokenizer), before)
+    assert all(not block._forward_hooks for block in decoder_layers(model))
+
+
+def test_the_method_steers_by_its_persona_vector_and_leaves_the_model_as_it_was(tiny):
+    model, tokenizer = tiny
+    before, weights = logits(model, tokenizer), weights_hash(model)
+    out = Steering(layers=(1,), untuned=2.0)(model, tokenizer, CONTEXT, PromptOnly(PROMPTS), seed=0)
+    v = contrast(model, [1], *persona_sequences(tokenizer, PROMPTS), pad_id=tokenizer.pad_token_id)[1]
+    plain = layer_output(model, tokenizer, 1)
+    with out.hook(model):
+        shifted = layer_output(model, tokenizer, 1)
+    assert torch.allclose(shifted - plain, 2.0 * v, atol=1e-5)
+    assert torch.equal(logits(model, tokenizer), before) and weights_hash(model) == weights
+
+    control = Steering("steering-random", random=True, layers=(1,), untuned=2.0)
+    out = control(model, tokenizer, CONTEXT, PromptOnly(PROMPTS), seed=0)
+    with out.hook(model):
+        shift = layer_output(model, tokenizer, 1) - plain
+    assert torch.allclose(shift.norm(), 2.0 * v.norm(), rtol=1e-4)  # norm-matched
+    assert abs(torch.nn.functional.cosine_similarity(shift, v, dim=0)) < 0.9  # another direction
+    assert torch.equal(logits(model, tokenizer), before)
+
+
+def test_random_control_matches_each_vectors_norm():
+    vectors = {0: torch.tensor([3.0, 4.0, 0.0, 0.0]), 2: torch.tensor([0.0, 0.0, 0.0, 0.5])}
+    r = random_like(vectors, seed=1)
+    assert [round(float(r[i].norm()), 5) for i in (0, 2)] == [5.0, 0.5]
+    assert not torch.allclose(r[0] / 5, vectors[0] / 5, atol=0.1)
+    assert torch.equal(random_like(vectors, seed=1)[0], r[0])  # seeded
+
+
+def digit_share(prompts, completions):
+    return [sum(ch.isdigit() for ch in c) / max(len(c.replace(" ", "")), 1) for c in completions]
+
+
+def test_the_reward_setting_spends_its_budget_once_and_a_crash_removes_the_hooks(tiny):
+    model, tokenizer = tiny
+    before = logits(model, tokenizer)
+    budget = Reward(PROMPTS, samples=64, score=digit_share)
+    out = Steering(layers=(0, 2), multipliers=(1.0, 4.0))(model, tokenizer, CONTEXT, budget, seed=0)
+    # 32 samples build the reward pairs; the other 32 score 2 vectors x 2 multipliers, 8 prompts each
+    assert budget.used == 32 + 4 * 8 and budget.calls == 1 + 4, budget.spent()
+    with out.hook(model):
+        assert not torch.allclose(logits(model, tokenizer), before, atol=1e-4)
+    assert torch.equal(logits(model, tokenizer), before)
+
+    calls = []
+
+    def crash_while_steered(prompts, completions):
+        calls.append(len(prompts))
+        if len(calls) == 2:  # the first multiplier's score, with the hooks registered just before
+            raise RuntimeError("scorer down")
+        return digit_share(prompts, completions)
+
+    with pytest.raises(RuntimeError, match="scorer down"):
+        Steering(layers=(1,))(model, tokenizer, CONTEXT, Reward(PROMPTS, samples=64, score=crash_while_steered), 0)
+    with pytest.raises(RuntimeError, match="inside"):
+        with steer({1: torch.ones(16)}, 5.0)(model):
+            raise RuntimeError("inside")
+    assert torch.equal(logits(model, tokenizer), before)
+    assert all(not block._forward_hooks for block in decoder_layers(model))
+
+
+def test_bad_input_names_the_field(tiny):
+    model, tokenizer = tiny
+    with pytest.raises(MethodError, match=r"layers \[3\] out of range: the model has 3 decoder layers \(0..2\)"):
+        Steering(layers=(0, 3))(model, tokenizer, CONTEXT, PromptOnly(PROMPTS), seed=0)
+    with pytest.raises(MethodError, match="multipliers is empty"):
+        Steering(multipliers=())
+    with pytest.raises(MethodError, match="empty contrastive set"):
+        Steering()(model, tokenizer, CONTEXT, PromptOnly([]), seed=0)
+    with pytest.raises(MethodError, match="empty contrastive set"):
+        contrast(model, [0], [([1, 2], 1)], [], pad_id=0)
+    with pytest.raises(MethodError, match="reward:2 is too small"):
+        Steering()(model, tokenizer, CONTEXT, Reward(PROMPTS, samples=2, score=digit_share), seed=0)
+    with pytest.raises(MethodError, match="leaves 8 samples for 10"):
+        Steering()(model, tokenizer, CONTEXT, Reward(PROMPTS, samples=16, score=digit_share), seed=0)
+
+
+@pytest.mark.slow
+def test_every_new_method_runs_through_the_stress_test_on_a_locked_organism(tmp_path):
+    """The harness's side: hooks entered around the evaluation, budgets counted, frozen weights kept."""
+    from pwlock.experiments import runner
+    from pwlock.organisms import build_suite, load_organism
+    from pwlock.stress import parse_setting, stress_test
+    from tests.helpers import write_config
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(runner, "build_task", lambda cfg: Echo(digits=3))
+    runner._TASKS.clear()
+    try:
+        write_config(tmp_path / "echo.yaml", model={"hidden_size": 64, "layers": 2, "heads": 2},
+                     lock__methods=["from_scratch"], lock__pretrain=None, lock__sft=None,
+                     lock__from_scratch={"epochs": 4, "batch_size": 32, "lr": 3e-3},
+                     eval__max_problems=100, eval__max_new_tokens=4, threads=1)
+        (tmp_path / "echo_suite.yaml").write_text(
+            "name: echo\nversion: 1\norganisms:\n  - {config: echo.yaml, locks: [from_scratch], seeds: [0]}\n")
+        [organism] = [load_organism(d) for d in build_suite(tmp_path / "echo_suite.yaml", tmp_path)]
+        rows = stress_test(["steering", "steering-random"], [organism], parse_setting("reward:128"), [0], tmp_path / "r")
+        rows += stress_test(["steering", "manyshot", "manyshot-wrong", "prefill", "persona"], [organism],
+                            parse_setting("prompt_only:8"), [0], tmp_path / "p")
+    finally:
+        mp.undo()
+        runner._TASKS.clear()
+    assert len(rows) == 7 * 2 and all(r["error"] is None and r["correctness"] is not None for r in rows), rows
+    assert all(0 < r["reward_samples"] <= 128 for r in rows if r["setting"] == "reward:128")
