@@ -16,3 +16,11 @@ from pwlock.elicit.sft import SFT
 
 for method in (SFT(), ExpertIteration(), IteratedDPO(), FewShot(), Jailbreak(), NoiseElicitation()):
     register(method)
+
+# Issue #16's fine-tuning methods: SFT then expert iteration (`demos:K+reward:S`), and SFT on another
+# task's data only (`unsupervised`).
+from pwlock.elicit.sft_then_rl import SFTThenRL  # noqa: E402
+from pwlock.elicit.unrelated_sft import UnrelatedSFT  # noqa: E402
+
+for method in (SFTThenRL(), UnrelatedSFT()):
+    register(method)
