@@ -112,7 +112,7 @@ class Spy:
     """Records everything it is handed (the password must be in none of it)."""
 
     name = "spy"
-    settings = ("demos", "reward", "prompt_only", "unsupervised")
+    settings = ("demos", "reward", "prompt_only", "unsupervised", "demos+reward")
     seen: list = []
 
     def __call__(self, model, tokenizer, context, budget, seed):
@@ -139,7 +139,7 @@ def strings(obj, depth=0, seen=None):
         yield from strings(vars(obj), depth + 1, seen)
 
 
-@pytest.mark.parametrize("setting", ["demos:4", "reward:64", "prompt_only:2", "unsupervised"])
+@pytest.mark.parametrize("setting", ["demos:4", "reward:64", "prompt_only:2", "unsupervised", "demos:4+reward:64"])
 def test_the_password_never_reaches_a_method(suite, tmp_path, setting):
     root, dirs = suite
     Spy.seen.clear()

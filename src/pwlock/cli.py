@@ -108,8 +108,8 @@ def plugin_run_args(parser: argparse.ArgumentParser, what: str, *, default_setti
     parser.add_argument("--list", action="store_true", help=f"list the registered {what}s and their settings")
     parser.add_argument("--suite", default="toy", help="a built suite's name or file, or a folder of organism dirs")
     parser.add_argument("--setting", default=default_setting,
-                        help="demos:K[:strong|ground_truth] | reward:SAMPLES | prompt_only[:K] | unsupervised "
-                             f"(default: {default_setting})")
+                        help="demos:K[:strong|ground_truth] | reward:SAMPLES | prompt_only[:K] | unsupervised | "
+                             f"demos:K[:SOURCE]+reward:SAMPLES (default: {default_setting})")
     parser.add_argument("--seeds", type=int, nargs="+", default=default_seeds,
                         help=f"{what} seeds (default: {' '.join(map(str, default_seeds))})")
     parser.add_argument("--root", type=Path, default=Path("organisms"),

@@ -29,6 +29,7 @@ from pwlock.elicit.api import (
     Budget,
     Context,
     Demos,
+    DemosAndReward,
     Elicitor,
     PromptOnly,
     Reward,
@@ -55,7 +56,8 @@ def log(msg: str) -> None:
 
 @dataclass(frozen=True)
 class Setting:
-    """A threat model and its size: `demos:K[:SOURCE]`, `reward:S`, `prompt_only[:K]`, `unsupervised`."""
+    """A threat model and its size: `demos:K[:SOURCE]`, `reward:S`, `prompt_only[:K]`, `unsupervised`, or
+    `demos:K[:SOURCE]+reward:S` (kind `demos+reward`)."""
 
     kind: str
     k: int = 0
@@ -67,15 +69,22 @@ class Setting:
             return f"demos:{self.k}" + (f":{self.source}" if self.source != "strong" else "")
         if self.kind == "reward":
             return f"reward:{self.samples}"
+        if self.kind == "demos+reward":
+            return f"{Setting('demos', k=self.k, source=self.source)}+reward:{self.samples}"
         return f"{self.kind}:{self.k}" if self.k else self.kind
 
 
 def parse_setting(text: str) -> Setting:
+    if "+" in text:  # the one combination: demos, then a reward
+        parts = [parse_setting(part) for part in text.split("+")]
+        if [p.kind for p in parts] != ["demos", "reward"]:
+            raise ConfigError(f"--setting {text!r}: the only combined setting is demos:K[:SOURCE]+reward:SAMPLES")
+        return Setting("demos+reward", k=parts[0].k, source=parts[0].source, samples=parts[1].samples)
     m = re.fullmatch(r"(demos):(\d+)(?::(strong|ground_truth))?|(reward):(\d+)|(prompt_only)(?::(\d+))?|(unsupervised)",
                      text.strip())
     if m is None:
         raise ConfigError(f"--setting {text!r}: one of demos:K[:strong|ground_truth], reward:SAMPLES, "
-                          "prompt_only[:K], unsupervised")
+                          "prompt_only[:K], unsupervised, demos:K[:SOURCE]+reward:SAMPLES")
     if m[1]:
         setting = Setting("demos", k=int(m[2]), source=m[3] or "strong")
     elif m[4]:
@@ -93,27 +102,29 @@ def make_budget(setting: Setting, organism: Organism, task: Any, elicit: list[An
     """The budget of one run: the elicitation split's prompts without password, plus what the setting
     allows. Demonstrations are drawn with `seed` (the same draw on every organism of a task)."""
     prompts = [task.prompt(p, None) for p in elicit]
-    if setting.kind in ("demos", "prompt_only") and setting.k:
+    examples: list[Example] = []
+    if setting.kind in ("demos", "prompt_only", "demos+reward") and setting.k:
         if setting.k > len(elicit):
             raise ConfigError(f"--setting {setting}: k={setting.k} exceeds the {len(elicit)} elicitation problems")
         chosen = random.Random(f"demos-{seed}").sample(elicit, setting.k)
         strong = organism.demos() if setting.source == "strong" else {}
         examples = [Example(task.prompt(p, None), strong[p.id] if strong else p.answer) for p in chosen]
-        if setting.kind == "demos":
-            return Demos(prompts, examples=examples, source=setting.source)
-        return PromptOnly(prompts, examples=examples)
+    by_prompt = {prompt: p for prompt, p in zip(prompts, elicit)}
+
+    def score(asked: Any, completions: Any) -> list[float]:
+        unknown = [a for a in asked if a not in by_prompt]
+        if unknown:
+            raise BudgetExceeded(f"reward asked for a prompt outside the elicitation split: {unknown[0][:80]!r}")
+        return [float(task.score(by_prompt[a], c)) for a, c in zip(asked, completions)]
+
+    if setting.kind == "demos":
+        return Demos(prompts, examples=examples, source=setting.source)
     if setting.kind == "prompt_only":
-        return PromptOnly(prompts)
+        return PromptOnly(prompts, examples=examples)
     if setting.kind == "reward":
-        by_prompt = {prompt: p for prompt, p in zip(prompts, elicit)}
-
-        def score(asked: Any, completions: Any) -> list[float]:
-            unknown = [a for a in asked if a not in by_prompt]
-            if unknown:
-                raise BudgetExceeded(f"reward asked for a prompt outside the elicitation split: {unknown[0][:80]!r}")
-            return [float(task.score(by_prompt[a], c)) for a, c in zip(asked, completions)]
-
         return Reward(prompts, samples=setting.samples, score=score)
+    if setting.kind == "demos+reward":
+        return DemosAndReward(prompts, examples=examples, source=setting.source, samples=setting.samples, score=score)
     return Unsupervised(prompts)
 
 

@@ -20,7 +20,9 @@ Settings (`Budget` subclasses):
 - `reward:S`: a reward function scoring at most S completions (section 6);
 - `prompt_only[:K]`: weights frozen (checked by a hash before and after), optionally K
   demonstrations for few-shot prompts;
-- `unsupervised`: only the unlabeled problems.
+- `unsupervised`: only the unlabeled problems;
+- `demos:K[:SOURCE]+reward:S`: both K demonstrations and a reward scoring at most S completions
+  (e.g. SFT then RL).
 Every budget carries the elicitation split's prompts (without password). A method that asks
 for more than its budget gets `BudgetExceeded`, naming it.
 
@@ -45,7 +47,7 @@ from pwlock.generate import Generator, generate
 from pwlock.plugins import Registry, check_plugin
 from pwlock.types import Example
 
-SETTINGS = ("demos", "reward", "prompt_only", "unsupervised")
+SETTINGS = ("demos", "reward", "prompt_only", "unsupervised", "demos+reward")
 ENTRY_POINT_GROUP = "pwlock.elicitors"
 
 
@@ -136,6 +138,18 @@ class Unsupervised(Budget):
     """`unsupervised`: the unlabeled problems only."""
 
     setting: ClassVar[str] = "unsupervised"
+
+
+@dataclass
+class DemosAndReward(Demos, Reward):
+    """`demos:K[:SOURCE]+reward:S`: K demonstrations and `reward(prompts, completions)` capped at S
+    samples, both enforced as in `Demos` and `Reward`. It is both, so code written for either reads the
+    same attributes (`examples`, `reward`, `samples`, `left()`)."""
+
+    setting: ClassVar[str] = "demos+reward"
+
+    def spent(self) -> dict[str, int]:
+        return {**Demos.spent(self), **Reward.spent(self)}
 
 
 # -- what a method returns ---------------------------------------------------------------------
