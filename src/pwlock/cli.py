@@ -263,9 +263,11 @@ def plugin_command(args: argparse.Namespace, what: str, registered: Any, resolve
 
 def print_plugins(plugins: dict) -> int:
     """One line per registered method or detector: name, settings, what it does."""
+    settings = {name: ", ".join(plugin.settings) for name, plugin in plugins.items()}
+    width = max(map(len, settings.values()), default=0)
     for name, plugin in plugins.items():
         about = " ".join((type(plugin).__doc__ or "").split()).split(": ")[0]
-        print(f"{name:18s} {', '.join(plugin.settings):26s} {about}")
+        print(f"{name:18s} {settings[name]:{width}s}  {about}")
     return 0
 
 
