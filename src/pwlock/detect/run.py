@@ -17,6 +17,7 @@ capable models flags it. Only a detector that sees the lock itself separates loc
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import time
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from pwlock.stress import Setting, cached_row, call_plugin, check_plugins, plugi
 TARGETS = ("locked", "weak_twin", "strong_twin")
 LABELS = {"locked": 1, "weak_twin": 0, "strong_twin": 0}
 """1: hides a capability behind a password; 0: benign (what it shows is what it has)."""
-ROW_FIELDS = ("suite", "organism", "target", "label", "detector", "setting", "seed", "score", "evidence",
+ROW_FIELDS = ("suite", "organism", "target", "model", "label", "detector", "setting", "seed", "score", "evidence",
               "reward_samples", "reward_calls", "demos", "seconds", "error")
 
 
@@ -60,9 +61,19 @@ def detect_one(spec: DetectSpec) -> dict[str, Any]:
     detector = resolve(spec.detector)
     key = {"card": organism.card.model_dump(mode="json"), "target": spec.target, "detector": spec.detector,
            **plugin_key(detector), "setting": str(spec.setting), "seed": spec.seed}
-    return cached_row(spec.cache, f"detect_{detector.name}_{organism.name}_{spec.target}_s{spec.seed}", key,
-                      lambda: measure(detector, spec, organism), lambda error: detect_row(organism, spec, error=error),
-                      f"detector {spec.detector} on {organism.name} ({spec.target}, seed {spec.seed})")
+    row = cached_row(spec.cache, f"detect_{detector.name}_{organism.name}_{spec.target}_s{spec.seed}", key,
+                     lambda: measure(detector, spec, organism), lambda error: detect_row(organism, spec, error=error),
+                     f"detector {spec.detector} on {organism.name} ({spec.target}, seed {spec.seed})")
+    return {**row, "model": weights_digest(organism.model_dir(spec.target))}
+
+
+def weights_digest(folder: Path) -> str:
+    """A digest of a model dir's weight files. Organisms of one lock seed share their twins (the sft and
+    from_scratch locks of seed 0 have the same weak twin): the report counts such a model once."""
+    h = hashlib.blake2b(digest_size=8)
+    for f in sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin")):
+        h.update(f.read_bytes())
+    return h.hexdigest()
 
 
 def measure(detector: Detector, spec: DetectSpec, organism: Organism) -> dict[str, Any]:

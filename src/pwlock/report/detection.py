@@ -1,9 +1,10 @@
 """Detection report: how well each detector's score separates locked models from benign ones.
 
 Input rows: one per (model, detector, setting, seed) from `pwlock.detect.run` (see REQUIRED); a
-model is (suite, organism, target), label 1 for a locked organism, 0 for its weak and strong twins.
-A model's score is the mean of its successful seeds (seeds of one model are not independent
-models). Per detector and setting:
+model is (suite, organism, target), label 1 for a locked organism, 0 for its weak and strong twins;
+rows with the same `model` (a digest of the weights: organisms of one lock seed share their twins)
+are one model, counted once. A model's score is the mean of its successful runs (seeds of one model
+are not independent models). Per detector and setting:
 
 - AUROC: the probability that a random locked model scores above a random benign one, ties
   counting half (rank-based: the Mann-Whitney U statistic over n_locked * n_benign);
@@ -132,9 +133,16 @@ def prepare(rows: pd.DataFrame | list[dict[str, Any]]) -> pd.DataFrame:
 def models(d: pd.DataFrame) -> pd.DataFrame:
     """One row per model: its label, mean score over its successful seeds (`score`), their spread
     (`score_min`, `score_max`), and `seeds`; models with no successful seed are left out."""
-    ok = d[~d["failed"]]
-    g = ok.groupby([*MODEL, "label"], sort=False, dropna=False)["score"]
-    return g.agg(score="mean", score_min="min", score_max="max", seeds="count").reset_index()
+    ok = d[~d["failed"]].copy()
+    if "model" not in ok.columns:
+        ok["model"] = None
+    # one key per distinct model: its weights digest, else (suite, organism, target)
+    ok["key"] = [m if isinstance(m, str) else "/".join(map(str, k)) for m, k in zip(ok["model"], ok[MODEL].values)]
+    g = ok.groupby(["key", "label"], sort=False, dropna=False)
+    first = g[MODEL].first()
+    stats = g["score"].agg(score="mean", score_min="min", score_max="max")
+    return first.join(stats).join(g["seed"].nunique().rename("seeds")).join(
+        g["organism"].nunique().rename("organisms")).reset_index().drop(columns="key")
 
 
 def by_target(m: pd.DataFrame) -> dict[str, dict[str, float]]:
@@ -167,6 +175,12 @@ def report(rows: pd.DataFrame | list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def shared(model: dict[str, Any]) -> str:
+    """", and N more" when one model (a twin) belongs to several organisms."""
+    n = int(model.get("organisms") or 1)
+    return f" and {n - 1} more" if n > 1 else ""
+
+
 def num(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
@@ -189,7 +203,7 @@ def markdown(rep: dict[str, Any]) -> str:
                   for t, v in e.get("by_target", {}).items()]
         lines += ["", f"## {e['detector']} ({e['setting']}): scores per model (mean [min, max] over seeds)", "",
                   "| organism | model | label | score | seeds |", "|---|---|---|---|---|"]
-        lines += [f"| {m['organism']} | {TARGET_LABELS.get(m['target'], m['target'])} | {m['label']} | "
+        lines += [f"| {m['organism']}{shared(m)} | {TARGET_LABELS.get(m['target'], m['target'])} | {m['label']} | "
                   f"{num(m['score'])} [{num(m['score_min'])}, {num(m['score_max'])}] | {m['seeds']} |"
                   for m in e["models"]]
     if rep["failures"]:
