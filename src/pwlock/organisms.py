@@ -323,11 +323,10 @@ def circuit_broken_lock(exp: Experiment, lk: Locked, settings: CircuitBreaker) -
         raise ConfigError(f"circuit_breaker.{e} (lock {lk.name} of {cfg.name})") from None
     args = RerouteArgs(layers=tuple(settings.layers), steps=settings.steps, alpha=settings.alpha,
                        batch_size=settings.batch_size, lr=settings.lr, nll=settings.nll, seed=cfg.model.seed)
-    key = {"lock": lk.dir.name, "circuit_breaker": settings.model_dump(), "seed": cfg.model.seed}
+    # The plain lock's unit names everything its D_lock depends on; the cosines are measured on `eval`'s problems.
+    key = {"lock": lk.dir.name, "circuit_breaker": settings.model_dump(), "seed": cfg.model.seed, "eval": exp.eval_key}
 
     def compute(folder: Path) -> list[dict[str, Any]]:
-        import random
-
         problems = exp.splits["lock"]
         lock = cfg.lock
         d_lock = lock_examples(task, problems, exp.lock_samples("strong", problems, 0),
