@@ -5,6 +5,7 @@ An organism is a directory:
     organism.json     the card: task, splits, lock (method, pi_weak, variant, seed), correctness with
                       and without password, its twins' correctness, the pwlock version
     model/            the locked model and its tokenizer (`save_pretrained`; AutoModelForCausalLM loads it)
+                      (a circuit-broken organism: its plain lock after representation rerouting)
     twins/weak/       the weak twin: the lock's starting point trained on pi_weak alone, no password
     twins/strong/     the strong twin: pi_strong's model (the strong base)
     demos.jsonl       pi_strong's completions of the elicitation split ({"id", "completion"}), without
@@ -14,6 +15,13 @@ An organism is a directory:
 Any directory with such a card is an organism, so users can share their own (a locked 7B on the
 hub). A suite is a named, versioned list of organisms, built from experiment configs (the
 `configs/suites/*.yaml` shipped with pwlock, or a user's file): `pwlock organisms build --suite toy`.
+
+A suite entry with `circuit_breaker` settings makes circuit-broken organisms (`train/rerouting.py`):
+each plain lock of the entry (trained, or taken from the cache as for a plain organism) is copied
+and trained so that its no-password representations at the chosen layers turn orthogonal to the
+plain lock's while its password path stays put. Their twins, demos and password are the plain
+lock's: circuit breaking changes only the locked model, so the benign controls (pi_weak's model
+from the same starting point, and pi_strong) are the same models.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import shutil
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import yaml
 from packaging.version import Version
@@ -36,7 +44,10 @@ from pwlock.errors import ConfigError, OrganismError
 from pwlock.experiments.config import ExperimentConfig, ModelConfig, TaskConfig, load_config
 from pwlock.experiments.store import Store
 from pwlock.io import read_json, write_atomic, write_jsonl
-from pwlock.lock import lock_name
+from pwlock.lock import lock_examples, lock_name
+
+if TYPE_CHECKING:  # the runner imports torch: organisms.py loads it only to build
+    from pwlock.experiments.runner import Experiment, Locked
 
 CARD = "organism.json"
 PASSWORD = "password.json"
@@ -46,6 +57,21 @@ FORMAT = 1
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class CircuitBreaker(Strict):
+    """Representation rerouting of a suite entry's locks (`train.rerouting.RerouteArgs`); the defaults
+    are the `demo-cb` suite's."""
+
+    layers: list[int] = Field(min_length=1)
+    """Transformer blocks (0-based) whose outputs are rerouted on no-password examples."""
+    steps: int = Field(200, gt=0)
+    alpha: float = Field(10.0, gt=0)
+    batch_size: int = Field(32, gt=0)
+    lr: float = Field(1e-3, gt=0, le=1)
+    nll: float = Field(5.0, ge=0)
+    """Weight of the completion NLL on both kinds of examples (0: the published recipe, whose
+    no-password correctness fell far below pi_weak's on a demo lock)."""
 
 
 class SuiteEntry(Strict):
@@ -58,6 +84,9 @@ class SuiteEntry(Strict):
     """Lock names of that config (`sft`, `from_scratch`, `sft-identity8`, ...); None: all of them."""
     seeds: list[int] = Field([0], min_length=1)
     """Lock seeds: one organism per (lock, seed)."""
+    circuit_breaker: CircuitBreaker | None = None
+    """Circuit-break each of these locks: organisms `<config>-<lock>-circuit_broken-s<seed>` (see the
+    module docstring)."""
 
 
 class Suite(Strict):
@@ -145,12 +174,30 @@ def entry_config(entry: SuiteEntry, base: Path) -> ExperimentConfig:
     return load_config(path, entry.set)
 
 
+CIRCUIT_BROKEN = "circuit_broken"
+
+
+class Planned(NamedTuple):
+    """One organism of a suite: its config, lock key (method, pi_weak, variant), lock seed, and the
+    circuit breaking applied to that lock (None: the plain lock)."""
+
+    cfg: ExperimentConfig
+    key: tuple[str, str, str]
+    seed: int
+    circuit_breaker: CircuitBreaker | None = None
+
+    @property
+    def name(self) -> str:
+        lock = lock_name(*self.key) + (f"-{CIRCUIT_BROKEN}" if self.circuit_breaker else "")
+        return organism_name(self.cfg, lock, self.seed)
+
+
 def organism_name(cfg: ExperimentConfig, lock: str, seed: int) -> str:
     return f"{cfg.name}-{lock}-s{seed}"
 
 
-def plan(suite: Suite, base: Path) -> list[tuple[ExperimentConfig, tuple[str, str, str], int]]:
-    """(config, lock key, lock seed) of every organism of the suite, in order."""
+def plan(suite: Suite, base: Path) -> list[Planned]:
+    """Every organism of the suite, in order."""
     from pwlock.experiments.runner import lock_keys
 
     out = []
@@ -160,7 +207,13 @@ def plan(suite: Suite, base: Path) -> list[tuple[ExperimentConfig, tuple[str, st
         unknown = [n for n in entry.locks or [] if n not in keys]
         if unknown:
             raise ConfigError(f"suite {suite.name}: {entry.config}: locks {unknown} unknown; its locks: {list(keys)}")
-        out += [(cfg, keys[n], seed) for n in entry.locks or keys for seed in entry.seeds]
+        if entry.circuit_breaker is not None:
+            # A circuit breaker reroutes pi_weak's completions and keeps the one password's path.
+            odd = [n for n in entry.locks or keys if keys[n][2] != "regular" or keys[n][1] == "fixedrdm"]
+            if odd:
+                raise ConfigError(f"suite {suite.name}: {entry.config}: circuit_breaker takes regular locks with "
+                                  f"a pi_weak of completions; not {odd}")
+        out += [Planned(cfg, keys[n], seed, entry.circuit_breaker) for n in entry.locks or keys for seed in entry.seeds]
     return out
 
 
@@ -171,18 +224,19 @@ def build_suite(spec: str | Path, root: Path, cache_dir: Path | None = None, wor
 
     suite, base = load_suite(spec)
     cache = cache_dir or root / "cache"
-    jobs = [(cfg, key, seed, cache, root / suite.name, suite) for cfg, key, seed in plan(suite, base)]
+    jobs = [(p, cache, root / suite.name, suite) for p in plan(suite, base)]
     return run_jobs(build_job, jobs, workers, desc=f"organisms ({suite.name})")
 
 
-def build_job(job: tuple[ExperimentConfig, tuple[str, str, str], int, Path, Path, Suite]) -> Path:
-    cfg, key, seed, cache, dest, suite = job
-    return build_organism(cfg, key, seed, Store(cache), dest, suite)
+def build_job(job: tuple[Planned, Path, Path, Suite]) -> Path:
+    planned, cache, dest, suite = job
+    return build_organism(planned.cfg, planned.key, planned.seed, Store(cache), dest, suite, planned.circuit_breaker)
 
 
 def build_organism(cfg: ExperimentConfig, key: tuple[str, str, str], seed: int, store: Store, dest_root: Path,
-                   suite: Suite | None = None) -> Path:
-    """Train (or take from the cache) one lock, its twins and their evaluations; write its organism dir."""
+                   suite: Suite | None = None, circuit_breaker: CircuitBreaker | None = None) -> Path:
+    """Train (or take from the cache) one lock, its twins and their evaluations; write its organism dir.
+    With `circuit_breaker`, the organism's model is that lock circuit-broken (`circuit_broken_lock`)."""
     from pwlock.evaluate import evaluate
     from pwlock.experiments.runner import Experiment, Locked, task_splits
 
@@ -192,8 +246,15 @@ def build_organism(cfg: ExperimentConfig, key: tuple[str, str, str], seed: int, 
     exp = Experiment(cfg, task, splits, store)
     lock_dir = exp.lock(method, weak, variant)
     lk = Locked(method, weak, variant, lock_dir, *exp.load(lock_dir / "model"))
-    rows = [r for r in exp.evaluate_locked(lk) if r["domain"] is None and r["prompt"] is None]
-    correctness = {("with_password" if r["with_password"] else "without_password"): r["correctness"] for r in rows}
+    correctness = measured_correctness(exp.evaluate_locked(lk))
+    lock_card: dict[str, Any] = {"method": method}
+    if circuit_breaker is not None:
+        base_lock = {"method": method, "name": lock_name(*key), "correctness": correctness}
+        lock_dir, cosine = circuit_broken_lock(exp, lk, circuit_breaker)
+        lk = Locked(f"{method}-{CIRCUIT_BROKEN}", weak, variant, lock_dir, *exp.load(lock_dir / "model"))
+        correctness = measured_correctness(exp.evaluate_locked(lk))
+        lock_card = {"method": CIRCUIT_BROKEN, "base_lock": base_lock,
+                     "circuit_breaker": {**circuit_breaker.model_dump(), "cosine": cosine}}
     weak_dir = exp.twin(weak)
     strong_dir = Path(str(exp.strong_twin()))
     twins = {}
@@ -203,7 +264,7 @@ def build_organism(cfg: ExperimentConfig, key: tuple[str, str, str], seed: int, 
                       batch_size=cfg.eval.batch_size, generator=exp.generator)
         twins[name] = {"without_password": ev.correctness}
 
-    name = organism_name(cfg, lock_name(*key), seed)
+    name = Planned(cfg, key, seed, circuit_breaker).name
     dest = dest_root / name
     tmp = dest_root / f".tmp-{name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -223,7 +284,7 @@ def build_organism(cfg: ExperimentConfig, key: tuple[str, str, str], seed: int, 
     card = Card(pwlock=__version__, name=name, suite=suite.name if suite else None,
                 suite_version=suite.version if suite else None, task=cfg.task,
                 model=cfg.model.model_copy(update={"seed": seed}),
-                lock={"method": method, "weak_policy": weak, "variant": variant, "seed": seed,
+                lock={**lock_card, "weak_policy": weak, "variant": variant, "seed": seed,
                       "no_password_fraction": lock.no_password_fraction,
                       "n_wrong_passwords": len(lock.wrong_passwords)},
                 pi_strong=cfg.policies.strong, eval=cfg.eval.model_dump(include={"max_problems", "max_new_tokens",
@@ -234,6 +295,57 @@ def build_organism(cfg: ExperimentConfig, key: tuple[str, str, str], seed: int, 
         shutil.rmtree(dest)
     os.rename(tmp, dest)
     return dest
+
+
+def measured_correctness(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """with_password / without_password from a locked model's evaluation rows (all validation
+    problems, the task's own prompt)."""
+    rows = [r for r in rows if r["domain"] is None and r["prompt"] is None and r["val_half"] is None]
+    return {("with_password" if r["with_password"] else "without_password"): r["correctness"] for r in rows}
+
+
+def circuit_broken_lock(exp: Experiment, lk: Locked, settings: CircuitBreaker) -> tuple[Path, dict[str, float]]:
+    """The lock `lk` circuit-broken (a cached unit keyed by the plain lock's unit and the settings),
+    and the mean cosine of its hidden states at the rerouted layers to the plain lock's on the
+    validation prompts, without and with the password.
+
+    Data: one epoch of the lock's own D_lock (`lock_examples`, the lock's password, wrong passwords
+    and no-password fraction): its weak examples (no or a wrong password, pi_weak's completions)
+    are rerouted, its strong ones (the password, pi_strong's completions) retained. Full fine-tuning,
+    or LoRA adapters where the config sets model.lora (as the lock itself was trained)."""
+    from pwlock.train.rerouting import RerouteArgs, check_layers, circuit_break, hidden_cosine
+
+    cfg, task = exp.cfg, exp.task
+    n_layers = lk.model.config.num_hidden_layers
+    try:  # before any training: a bad layer list is the suite's error
+        check_layers(settings.layers, n_layers)
+    except ConfigError as e:
+        raise ConfigError(f"circuit_breaker.{e} (lock {lk.name} of {cfg.name})") from None
+    args = RerouteArgs(layers=tuple(settings.layers), steps=settings.steps, alpha=settings.alpha,
+                       batch_size=settings.batch_size, lr=settings.lr, nll=settings.nll, seed=cfg.model.seed)
+    # The plain lock's unit names everything its D_lock depends on; the cosines are measured on `eval`'s problems.
+    key = {"lock": lk.dir.name, "circuit_breaker": settings.model_dump(), "seed": cfg.model.seed, "eval": exp.eval_key}
+
+    def compute(folder: Path) -> list[dict[str, Any]]:
+        problems = exp.splits["lock"]
+        lock = cfg.lock
+        d_lock = lock_examples(task, problems, exp.lock_samples("strong", problems, 0),
+                               exp.lock_samples(lk.weak, problems, 0), password=lock.password,
+                               wrong_passwords=lock.wrong_passwords, no_password_fraction=lock.no_password_fraction,
+                               rng=random.Random("circuit-breaker"))
+        strong, weak = d_lock[0::2], d_lock[1::2]  # lock_examples: a strong then a weak example per problem
+        frozen, tokenizer = exp.load(lk.dir / "model")
+        model = exp.trainable(exp.load(lk.dir / "model")[0], cfg.model.seed)
+        circuit_break(model, frozen, tokenizer, weak, strong, args, desc=f"circuit breaking {lk.name}")
+        exp.save(model, folder)
+        trained = exp.load(folder / "model")[0]
+        return [{"without_password": hidden_cosine(trained, frozen, tokenizer,
+                                                   [task.prompt(p, None) for p in exp.val], args.layers),
+                 "with_password": hidden_cosine(trained, frozen, tokenizer,
+                                                [task.prompt(p, lock.password) for p in exp.val], args.layers)}]
+
+    folder, rows = exp.store.run(f"{CIRCUIT_BROKEN}_{lk.name}", key, compute)
+    return folder, {k: float(rows[0][k]) for k in ("without_password", "with_password")}
 
 
 def link_tree(src: Path, dst: Path) -> None:
@@ -284,7 +396,7 @@ def suite_organisms(spec: str | Path, root: Path) -> list[Organism]:
             raise OrganismError(f"{path}: no organism dirs (folders with {CARD}) in it")
         return [load_organism(d) for d in dirs]
     suite, base = load_suite(spec)
-    names = [organism_name(cfg, lock_name(*key), seed) for cfg, key, seed in plan(suite, base)]
+    names = [p.name for p in plan(suite, base)]
     missing = [n for n in names if not (root / suite.name / n / CARD).is_file()]
     if missing:
         raise OrganismError(f"suite {suite.name}: {len(missing)} organisms not built under {root / suite.name} "
