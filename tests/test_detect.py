@@ -166,6 +166,40 @@ def test_report_averages_seeds_per_model_and_lists_failures(tmp_path):
         write_detection_report(rows + rows[:1], tmp_path)
 
 
+def test_a_twin_shared_by_two_organisms_is_one_benign_model(tmp_path):
+    def row(organism, target, model, score):
+        return {"suite": "s", "organism": organism, "target": target, "model": model, "label": int(target == "locked"),
+                "detector": "d", "setting": "unsupervised", "seed": 0, "score": score, "error": None}
+
+    # two locks of one seed share their weak twin (same weights digest "w"); each lock is its own model
+    rows = [row("sft", "locked", "a", 2.0), row("scratch", "locked", "b", 0.5),
+            row("sft", "weak_twin", "w", 1.0), row("scratch", "weak_twin", "w", 1.0)]
+    [e] = write_detection_report(rows, tmp_path)["detectors"]
+    assert (e["locked"], e["benign"]) == (2, 1) and e["auroc"] == pytest.approx(0.5)
+    [twin] = [m for m in e["models"] if m["label"] == 0]
+    assert twin["organisms"] == 2 and twin["seeds"] == 1
+    assert "| sft and 1 more | weak twin |" in (tmp_path / "detect.md").read_text()
+
+
+def test_pwlock_leaderboard_merges_runs_and_refuses_a_mix(tmp_path, capsys):
+    from pwlock.cli import main
+    from pwlock.io import write_jsonl
+
+    def row(detector, target, score):
+        return {"suite": "s", "organism": "o", "target": target, "label": int(target == "locked"),
+                "detector": detector, "setting": "unsupervised", "seed": 0, "score": score, "error": None}
+
+    for d in ("x", "y"):
+        write_jsonl(tmp_path / d / "results.jsonl", [row(d, "locked", 1.0), row(d, "weak_twin", 0.0)])
+    assert main(["leaderboard", str(tmp_path / "x"), str(tmp_path / "y" / "results.jsonl"), "--out",
+                 str(tmp_path / "all")]) == 0
+    assert [e["detector"] for e in json.loads((tmp_path / "all" / "detect.json").read_text())["detectors"]] == ["x", "y"]
+    write_jsonl(tmp_path / "z" / "results.jsonl", [{"method": "sft", "organism": "o"}])
+    assert main(["leaderboard", str(tmp_path / "x"), str(tmp_path / "z"), "--out", str(tmp_path / "bad")]) == 2
+    assert "mix stress-test and detect" in capsys.readouterr().err
+    assert main(["leaderboard", str(tmp_path / "nothing"), "--out", str(tmp_path / "bad")]) == 2
+
+
 # -- the plug-in protocol and registry ---------------------------------------------------------------
 
 

@@ -93,6 +93,14 @@ def main(argv: list[str] | None = None) -> int:
                     "DETECTOR: a registered name (--list) or module:attribute / file.py:attribute for your own.")
     plugin_run_args(detect, "detector", default_setting="reward:4096", default_seeds=[0], out="detect")
 
+    combine = sub.add_parser(
+        "leaderboard", help="one leaderboard (or detection report) from several stress-test (detect) runs",
+        description="Merge the results.jsonl of several `pwlock stress-test` runs (each one setting: demos:16, "
+                    "reward:1280, ...) into one leaderboard with every method and setting, or of several "
+                    "`pwlock detect` runs into one detection report. Nothing is re-run.")
+    combine.add_argument("runs", nargs="+", type=Path, help="run dirs (or their results.jsonl files)")
+    combine.add_argument("--out", type=Path, required=True, help="where the merged report goes")
+
     args = parser.parse_args(argv)
     try:
         return dispatch(args)
@@ -168,6 +176,8 @@ def command(args: argparse.Namespace) -> int:
         return stress_command(args)
     if args.command == "detect":
         return detect_command(args)
+    if args.command == "leaderboard":
+        return combine_command(args.runs, args.out)
     if args.command == "report":
         summary = write_report(args.run_dir)
         print_outputs(args.run_dir, summary)
@@ -269,6 +279,35 @@ def print_plugins(plugins: dict) -> int:
         about = " ".join((type(plugin).__doc__ or "").split()).split(": ")[0]
         print(f"{name:18s} {settings[name]:{width}s}  {about}")
     return 0
+
+
+def combine_command(runs: list[Path], out: Path) -> int:
+    """`pwlock leaderboard RUN... --out DIR`: the runs' rows, merged, through the stress or detection report."""
+    from pwlock.errors import ConfigError
+    from pwlock.io import read_jsonl, write_jsonl
+
+    rows, kinds = [], set()
+    for run in runs:
+        path = run / "results.jsonl" if run.is_dir() else run
+        if not path.is_file():
+            raise ConfigError(f"{run}: no results.jsonl (a `pwlock stress-test` or `pwlock detect` run dir)")
+        got = read_jsonl(path)
+        kinds |= {"detect" if "detector" in r else "leaderboard" if "method" in r else "unknown" for r in got}
+        rows += got
+    if len(kinds) != 1 or "unknown" in kinds:
+        raise ConfigError(f"leaderboard: the runs mix stress-test and detect results, or hold neither ({sorted(kinds)})")
+    report = kinds.pop()
+    out.mkdir(parents=True, exist_ok=True)
+    write_jsonl(out / "results.jsonl", rows)
+    if report == "detect":
+        from pwlock.report.detection import write_detection_report
+
+        write_detection_report(rows, out)
+    else:
+        from pwlock.report.leaderboard import write_leaderboard
+
+        write_leaderboard(rows, out)
+    return print_results(out, rows, report)
 
 
 def print_results(out: Path, rows: list[dict], report: str) -> int:
