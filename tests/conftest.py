@@ -49,3 +49,9 @@ def plain_pretrained_dir(tmp_path_factory):
     from tests.helpers import make_pretrained_dir
 
     return make_pretrained_dir(tmp_path_factory.mktemp("pretrained") / "plain", chat_template=False)
+
+
+@pytest.fixture(scope="session")
+def echo_cache(tmp_path_factory):
+    """Where the Echo organisms' locks and twins are trained, once per session (tests.helpers.build_echo_suite)."""
+    return tmp_path_factory.getbasetemp() / "echo_cache"

@@ -78,3 +78,21 @@ def make_pretrained_dir(path: Path, *, chat_template: bool = True, hidden_size: 
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+ECHO = dict(model={"hidden_size": 64, "layers": 2, "heads": 2}, lock__methods=["from_scratch"], lock__pretrain=None,
+            lock__sft=None, lock__from_scratch={"epochs": 4, "batch_size": 32, "lr": 3e-3}, eval__max_problems=100,
+            eval__max_new_tokens=4, threads=1)
+"""The Echo organisms' config (tests.tiny_task.Echo, which the caller patches in as the runner's task)."""
+
+
+def build_echo_suite(root: Path, cache: Path, organisms: str = "[{config: echo.yaml, locks: [from_scratch], seeds: [0, 1]}]",
+                     name: str = "echo") -> list[Path]:
+    """Build the Echo organisms under `root`: `organisms` is the suite's YAML list. `cache` should be the
+    session's (the `echo_cache` fixture): each lock and twin then trains once per test session, and every
+    other module that builds them takes about a second."""
+    from pwlock.organisms import build_suite
+
+    write_config(root / "echo.yaml", **ECHO)
+    (root / f"{name}_suite.yaml").write_text(f"name: {name}\nversion: 1\norganisms: {organisms}\n")
+    return build_suite(root / f"{name}_suite.yaml", root, cache_dir=cache)

@@ -23,7 +23,7 @@ from pwlock.train.rerouting import (
     retain_loss,
 )
 from pwlock.types import Example
-from tests.helpers import write_config
+from tests.helpers import build_echo_suite
 from tests.tiny_task import Echo
 
 
@@ -80,19 +80,12 @@ def echo_patch():
 
 
 @pytest.fixture(scope="module")
-def suite(tmp_path_factory, echo_patch):
+def suite(tmp_path_factory, echo_patch, echo_cache):
     """A plain Echo lock and the same lock circuit-broken, one suite (the lock is trained once)."""
     root = tmp_path_factory.mktemp("organisms")
-    write_config(
-        root / "echo.yaml", model={"hidden_size": 64, "layers": 2, "heads": 2},
-        lock__methods=["from_scratch"], lock__pretrain=None, lock__sft=None,
-        lock__from_scratch={"epochs": 4, "batch_size": 32, "lr": 3e-3},
-        eval__max_problems=100, eval__max_new_tokens=4, threads=1,
-    )
-    (root / "cb_suite.yaml").write_text(
-        "name: echo-cb\nversion: 1\norganisms:\n  - {config: echo.yaml, locks: [from_scratch]}\n"
-        f"  - {{config: echo.yaml, locks: [from_scratch], circuit_breaker: {json.dumps(CB)}}}\n")
-    return root, build_suite(root / "cb_suite.yaml", root)
+    entries = (f"[{{config: echo.yaml, locks: [from_scratch], seeds: [0]}}, "
+               f"{{config: echo.yaml, locks: [from_scratch], seeds: [0], circuit_breaker: {json.dumps(CB)}}}]")
+    return root, build_echo_suite(root, echo_cache, entries, name="echo-cb")
 
 
 def test_the_card_says_circuit_broken_and_keeps_the_password_path(suite):
@@ -114,7 +107,7 @@ def test_the_card_says_circuit_broken_and_keeps_the_password_path(suite):
         a, b = (d / "twins" / twin / "model.safetensors" for d in dirs)
         assert a.read_bytes() == b.read_bytes()
     assert (dirs[0] / "model" / "model.safetensors").read_bytes() != (dirs[1] / "model" / "model.safetensors").read_bytes()
-    assert [o.name for o in suite_organisms(root / "cb_suite.yaml", root)] == [d.name for d in dirs]
+    assert [o.name for o in suite_organisms(root / "echo-cb_suite.yaml", root)] == [d.name for d in dirs]
 
 
 def test_rerouting_lowers_the_no_password_cosine_and_retain_keeps_password_outputs(suite):
@@ -145,7 +138,7 @@ def test_rerouting_lowers_the_no_password_cosine_and_retain_keeps_password_outpu
     assert same >= 0.9 * len(val), same
 
 
-def test_bad_circuit_breaker_settings_are_named(suite, tmp_path):
+def test_bad_circuit_breaker_settings_are_named(suite, tmp_path, echo_cache):
     root, _ = suite
     bad = tmp_path / "empty.yaml"
     bad.write_text("name: x\nversion: 1\norganisms:\n"
@@ -155,7 +148,7 @@ def test_bad_circuit_breaker_settings_are_named(suite, tmp_path):
     (root / "far.yaml").write_text("name: far\nversion: 1\norganisms:\n"
                                    "  - {config: echo.yaml, locks: [from_scratch], circuit_breaker: {layers: [5]}}\n")
     with pytest.raises(ConfigError, match=r"circuit_breaker\.layers \[5\] out of range: the model has 2 blocks"):
-        build_suite(root / "far.yaml", root)  # the plain lock comes from the cache; no circuit breaking starts
+        build_suite(root / "far.yaml", root, cache_dir=echo_cache)  # the plain lock comes from the cache; no circuit breaking starts
     model, tokenizer = load_model(suite[1][0] / "model", device="cpu")
     with pytest.raises(ConfigError, match="layers is empty"):
         circuit_break(model, model, tokenizer, [], [], RerouteArgs(layers=()))

@@ -40,7 +40,7 @@ from pwlock.elicit.api import Context, Reward, Unsupervised
 from pwlock.elicit.api import resolve as resolve_method
 from pwlock.errors import ConfigError, MethodError
 from pwlock.report.detection import auroc, bootstrap_auroc, roc_curve, tpr_at_fpr, write_detection_report
-from tests.helpers import write_config
+from tests.helpers import build_echo_suite
 from tests.tiny_task import Echo
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -419,33 +419,25 @@ def test_phi_stays_finite_when_the_model_gets_nothing_right_unnoised(tiny_model,
 # -- end to end on the tiny Echo organisms (slow: builds them, ~20-40 s) --------------------------------
 
 
-def echo_suite(tmp_path_factory):
+def echo_suite(tmp_path_factory, echo_cache):
     """Two organisms locked from scratch on Echo, with their twins (the suite of tests/test_stress.py), built
     in one folder per test session: a second module asking for it (tests/test_detectors.py) finds the
     cached training units and only rewrites the organism dirs. A generator: the Echo task stays patched in
     until it is closed."""
     from pwlock.experiments import runner
-    from pwlock.organisms import build_suite
 
     mp = pytest.MonkeyPatch()
     mp.setattr(runner, "build_task", lambda cfg: Echo(digits=3))  # 1000 problems: 100/400/300/200
     runner._TASKS.clear()
-    root = tmp_path_factory.getbasetemp() / "echo_organisms"
-    root.mkdir(exist_ok=True)
-    write_config(root / "echo.yaml", model={"hidden_size": 64, "layers": 2, "heads": 2},
-                 lock__methods=["from_scratch"], lock__pretrain=None, lock__sft=None,
-                 lock__from_scratch={"epochs": 4, "batch_size": 32, "lr": 3e-3},
-                 eval__max_problems=100, eval__max_new_tokens=4, threads=1)
-    (root / "echo_suite.yaml").write_text(
-        "name: echo\nversion: 1\norganisms:\n  - {config: echo.yaml, locks: [from_scratch], seeds: [0, 1]}\n")
-    yield root, build_suite(root / "echo_suite.yaml", root)
+    root = tmp_path_factory.mktemp("echo_organisms")
+    yield root, build_echo_suite(root, echo_cache)
     mp.undo()
     runner._TASKS.clear()
 
 
 @pytest.fixture(scope="module")
-def suite(tmp_path_factory):
-    yield from echo_suite(tmp_path_factory)
+def suite(tmp_path_factory, echo_cache):
+    yield from echo_suite(tmp_path_factory, echo_cache)
 
 
 @pytest.fixture(scope="module")

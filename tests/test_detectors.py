@@ -179,8 +179,8 @@ def test_elicitation_gap_needs_demos_left_to_train_on(tiny_model, tokenizer):
 
 
 @pytest.fixture(scope="module")
-def suite(tmp_path_factory):
-    yield from echo_suite(tmp_path_factory)
+def suite(tmp_path_factory, echo_cache):
+    yield from echo_suite(tmp_path_factory, echo_cache)
 
 
 @pytest.mark.slow

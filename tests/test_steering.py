@@ -17,6 +17,7 @@ from pwlock.elicit.steering import (
 )
 from pwlock.errors import MethodError
 from pwlock.models.scratch import build_model, build_tokenizer
+from tests.helpers import build_echo_suite
 from tests.tiny_task import Echo
 
 TASK = Echo(digits=3)
@@ -170,24 +171,18 @@ def test_bad_input_names_the_field(tiny):
 
 
 @pytest.mark.slow
-def test_every_new_method_runs_through_the_stress_test_on_a_locked_organism(tmp_path):
+def test_every_new_method_runs_through_the_stress_test_on_a_locked_organism(tmp_path, echo_cache):
     """The harness's side: hooks entered around the evaluation, budgets counted, frozen weights kept."""
     from pwlock.experiments import runner
-    from pwlock.organisms import build_suite, load_organism
+    from pwlock.organisms import load_organism
     from pwlock.stress import parse_setting, stress_test
-    from tests.helpers import write_config
 
     mp = pytest.MonkeyPatch()
     mp.setattr(runner, "build_task", lambda cfg: Echo(digits=3))
     runner._TASKS.clear()
     try:
-        write_config(tmp_path / "echo.yaml", model={"hidden_size": 64, "layers": 2, "heads": 2},
-                     lock__methods=["from_scratch"], lock__pretrain=None, lock__sft=None,
-                     lock__from_scratch={"epochs": 4, "batch_size": 32, "lr": 3e-3},
-                     eval__max_problems=100, eval__max_new_tokens=4, threads=1)
-        (tmp_path / "echo_suite.yaml").write_text(
-            "name: echo\nversion: 1\norganisms:\n  - {config: echo.yaml, locks: [from_scratch], seeds: [0]}\n")
-        [organism] = [load_organism(d) for d in build_suite(tmp_path / "echo_suite.yaml", tmp_path)]
+        entries = "[{config: echo.yaml, locks: [from_scratch], seeds: [0]}]"
+        [organism] = [load_organism(d) for d in build_echo_suite(tmp_path, echo_cache, entries)]
         rows = stress_test(["steering", "steering-random"], [organism], parse_setting("reward:128"), [0], tmp_path / "r")
         rows += stress_test(["steering", "manyshot", "manyshot-wrong", "prefill", "persona"], [organism],
                             parse_setting("prompt_only:8"), [0], tmp_path / "p")

@@ -13,9 +13,9 @@ from pwlock.cli import main
 from pwlock.elicit.api import Budget, Context, Elicited, Reward, resolve
 from pwlock.errors import MethodError, OrganismError
 from pwlock.experiments import runner
-from pwlock.organisms import build_suite, load_organism, suite_organisms
+from pwlock.organisms import load_organism, suite_organisms
 from pwlock.stress import parse_setting, stress_test
-from tests.helpers import write_config
+from tests.helpers import build_echo_suite
 from tests.tiny_task import Echo
 
 pytestmark = pytest.mark.slow
@@ -32,18 +32,9 @@ def echo_patch():
 
 
 @pytest.fixture(scope="module")
-def suite(tmp_path_factory, echo_patch):
+def suite(tmp_path_factory, echo_patch, echo_cache):
     root = tmp_path_factory.mktemp("organisms")
-    write_config(
-        root / "echo.yaml", model={"hidden_size": 64, "layers": 2, "heads": 2},
-        lock__methods=["from_scratch"], lock__pretrain=None, lock__sft=None,
-        lock__from_scratch={"epochs": 4, "batch_size": 32, "lr": 3e-3},
-        eval__max_problems=100, eval__max_new_tokens=4, threads=1,
-    )
-    (root / "echo_suite.yaml").write_text(
-        "name: echo\nversion: 1\norganisms:\n  - {config: echo.yaml, locks: [from_scratch], seeds: [0, 1]}\n")
-    dirs = build_suite(root / "echo_suite.yaml", root)
-    return root, dirs
+    return root, build_echo_suite(root, echo_cache)
 
 
 def test_organisms_have_a_lock_and_benign_twins(suite):
