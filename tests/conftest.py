@@ -55,3 +55,17 @@ def plain_pretrained_dir(tmp_path_factory):
 def echo_cache(tmp_path_factory):
     """Where the Echo organisms' locks and twins are trained, once per session (tests.helpers.build_echo_suite)."""
     return tmp_path_factory.getbasetemp() / "echo_cache"
+
+
+@pytest.fixture(scope="module")
+def echo_patch():
+    """The runner builds tests.tiny_task.Echo (1000 problems: 100/400/300/200) for every config, for one module."""
+    from pwlock.experiments import runner
+    from tests.tiny_task import Echo
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(runner, "build_task", lambda cfg: Echo(digits=3))
+    runner._TASKS.clear()
+    yield
+    mp.undo()
+    runner._TASKS.clear()

@@ -10,7 +10,6 @@ import torch
 
 from pwlock.errors import ConfigError
 from pwlock.evaluate import evaluate
-from pwlock.experiments import runner
 from pwlock.models import load_model
 from pwlock.organisms import build_suite, load_organism, load_suite, suite_organisms
 from pwlock.train.rerouting import (
@@ -67,16 +66,6 @@ def test_bad_layer_lists_are_named():
 # -- on a tiny model ------------------------------------------------------------------------------
 
 CB = {"layers": [0], "steps": 150, "batch_size": 16, "lr": 3e-3, "alpha": 10.0, "nll": 5.0}
-
-
-@pytest.fixture(scope="module")
-def echo_patch():
-    mp = pytest.MonkeyPatch()
-    mp.setattr(runner, "build_task", lambda cfg: Echo(digits=3))  # 1000 problems: 100/400/300/200
-    runner._TASKS.clear()
-    yield
-    mp.undo()
-    runner._TASKS.clear()
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import pytest
 
 from pwlock.elicit import unrelated_sft
 from pwlock.elicit.api import Context, Demos, DemosAndReward, Reward
+from pwlock.elicit.expert_iteration import ExpertIteration
 from pwlock.elicit.sft_then_rl import SFTThenRL
 from pwlock.elicit.unrelated_sft import check_spelled, sorting_examples
 from pwlock.errors import BudgetExceeded, ConfigError, MethodError
@@ -16,13 +17,17 @@ from pwlock.stress import make_budget, parse_setting, stress_test
 from tests import test_stress
 from tests.tiny_task import Echo
 
-echo_patch, suite = test_stress.echo_patch, test_stress.suite  # the module-scoped Echo organisms
+suite = test_stress.suite  # the module-scoped Echo organisms
+
+
+class SmallExpertIteration(ExpertIteration):
+    """Echo's elicitation split has 300 prompts: rounds of 10n = 160 samples fit it."""
+
+    n, batch_size = 16, 16
 
 
 class SmallSFTThenRL(SFTThenRL):
-    """Echo's elicitation split has 300 prompts: rounds of 10n = 160 samples fit it."""
-
-    n, rl_batch_size = 16, 16
+    then = SmallExpertIteration
 
 
 def test_combined_setting_parses_and_names_bad_combinations():

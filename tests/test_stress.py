@@ -12,23 +12,11 @@ import pytest
 from pwlock.cli import main
 from pwlock.elicit.api import Budget, Context, Elicited, Reward, resolve
 from pwlock.errors import MethodError, OrganismError
-from pwlock.experiments import runner
 from pwlock.organisms import load_organism, suite_organisms
 from pwlock.stress import parse_setting, stress_test
 from tests.helpers import build_echo_suite
-from tests.tiny_task import Echo
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def echo_patch():
-    mp = pytest.MonkeyPatch()
-    mp.setattr(runner, "build_task", lambda cfg: Echo(digits=3))  # 1000 problems: 100/400/300/200
-    runner._TASKS.clear()
-    yield
-    mp.undo()
-    runner._TASKS.clear()
 
 
 @pytest.fixture(scope="module")

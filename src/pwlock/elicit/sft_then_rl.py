@@ -16,49 +16,31 @@ returned by `expert_iteration`); its cost columns are the demos and the reward s
 
 from __future__ import annotations
 
-import random
-from collections.abc import Sequence
-
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pwlock.elicit.api import Budget, Context, DemosAndReward, Elicited
-from pwlock.elicit.expert_iteration import ExpertIteration, expert_iteration
+from pwlock.elicit.expert_iteration import ExpertIteration
 from pwlock.elicit.sft import SFT
 from pwlock.errors import MethodError
-from pwlock.train.data import n_tokens
-from pwlock.train.sft import TrainArgs, sft
 
 
 class SFTThenRL:
-    """SFT on the K demonstrations, then expert iteration on the reward (`demos:K+reward:S`): `sft`'s settings, then as many
-    rounds of 10n samples as S allows with `expert_iteration`'s."""
+    """SFT on the K demonstrations, then expert iteration on the reward (`demos:K+reward:S`): the `sft` method, then
+    the `expert_iteration` method from the fine-tuned model, each with its own settings."""
 
     name = "sft_then_rl"
     settings = ("demos+reward",)
-    version = "1"  # the stages' settings live in SFT and ExpertIteration, outside this class's source
-    sft_lr, sft_batch_size = SFT.lr, SFT.batch_size
-    n, rl_lr, rl_batch_size = ExpertIteration.n, ExpertIteration.lr, ExpertIteration.batch_size
-    temperature = ExpertIteration.temperature
+    version = "2"  # the stages' settings live in SFT and ExpertIteration, outside this class's source
+    first: type[SFT] = SFT
+    then: type[ExpertIteration] = ExpertIteration
+    """The two stages (classes, so a variant subclasses them; the combined budget is both a Demos and a Reward)."""
 
     def __call__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, context: Context,
                  budget: Budget, seed: int) -> Elicited:
         assert isinstance(budget, DemosAndReward)
-        rounds = budget.samples // (10 * self.n)
-        if rounds < 1:  # checked first: no training is wasted on a run that cannot finish
-            raise MethodError(f"{self.name}: a round takes 10n={10 * self.n} samples; the budget has {budget.samples}")
-        demos, epochs = budget.examples, SFT().epochs(len(budget.examples))
-        sft(model, tokenizer, lambda _: demos,
-            TrainArgs(epochs=epochs, batch_size=min(self.sft_batch_size, len(demos)), lr=self.sft_lr, seed=seed),
-            desc=f"sft k={len(demos)}")
-
-        rng = random.Random(f"candidates-{seed}")
-
-        def candidates(prompts: Sequence[str], r: int) -> list[str]:
-            return context.generate(model, tokenizer, prompts, temperature=self.temperature,
-                                    seed=rng.randrange(2**31), max_new_tokens=context.max_new_tokens,
-                                    batch_size=context.batch_size, desc=f"sample {r + 1}")
-
-        args = TrainArgs(epochs=1, batch_size=self.rl_batch_size, lr=self.rl_lr, seed=seed)
-        expert_iteration(model, tokenizer, str, budget.prompts, rounds=rounds, n=self.n, candidates=candidates,
-                         rewards=budget.reward, args=args, evaluate=None, eval_every=rounds, seed=seed)
-        return Elicited(model, train_tokens=epochs * n_tokens(tokenizer, demos))
+        rl = self.then()
+        if budget.samples < 10 * rl.n:  # checked first: no training is wasted on a run that cannot finish
+            raise MethodError(f"{self.name}: a round takes 10n={10 * rl.n} samples; the budget has {budget.samples}")
+        tuned = self.first()(model, tokenizer, context, budget, seed)
+        rl(tuned.model, tokenizer, context, budget, seed)
+        return Elicited(tuned.model, train_tokens=tuned.train_tokens)
