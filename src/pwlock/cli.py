@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="run the built-in function-composition reproduction (CPU, 3 lock seeds: ~35-40 min on 2 cores)",
+    demo = sub.add_parser("demo", help="run the built-in function-composition reproduction (CPU, 3 lock seeds: ~30 min on 2 cores)",
                           description="Lock a small transformer on the function-composition task (paper section 7) "
                                       "by SFT and from scratch, then unlock it by SFT on k demonstrations.")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="run dir (default: runs/demo)")
