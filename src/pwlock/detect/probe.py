@@ -35,6 +35,7 @@ weights are not changed (so `prompt_only` is allowed). Not measured on SmolLM2 o
 
 from __future__ import annotations
 
+import inspect
 import random
 from collections.abc import Sequence
 from typing import Any
@@ -65,13 +66,15 @@ def residual_activations(model: PreTrainedModel, tokenizer: PreTrainedTokenizerB
     model.eval()
     device = next(model.parameters()).device
     ids = prompt_ids(tokenizer, prompts)
+    # the LM head at the last position only, where the model allows it: the logits are not read
+    extra = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
     out = []
     with torch.no_grad():
         for start in range(0, len(ids), batch_size):
             input_ids, mask = pad_left(ids[start : start + batch_size], tokenizer.pad_token_id)  # (B, T) each
             position_ids = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: positions count real tokens
             result = model(input_ids=input_ids.to(device), attention_mask=mask.to(device),
-                           position_ids=position_ids.to(device), output_hidden_states=True)
+                           position_ids=position_ids.to(device), output_hidden_states=True, **extra)
             out.append(result.hidden_states[layer][:, -1].float().cpu())  # (B, hidden)
     return torch.cat(out)
 
