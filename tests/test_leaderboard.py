@@ -114,6 +114,22 @@ def test_benign_uplift_reads_weak_twin_rows_only():
     assert entry(teach, "T")["recovery"]["mean"] == pytest.approx(0.6)
 
 
+def test_a_weak_twin_shared_by_two_organisms_counts_once():
+    # sft-s0 and scratch-s0 share one weak twin (one lock seed): its rows are the same model's runs
+    rows = stress_rows(twin_uplift={"A": 0.05, "B": 0.01}, noise=0.0, rng_seed=3)
+    digest = {"sft-s0": "w0", "scratch-s0": "w0", "sft-s1": "w1"}
+    twin = {(r["method"], r["seed"]): r for r in rows if r["target"] == "weak_twin" and r["organism"] == "sft-s0"}
+    for r in rows:
+        r["model"] = digest[r["organism"]] if r["target"] == "weak_twin" else f"locked-{r['organism']}"
+        if r["target"] == "weak_twin" and r["organism"] == "scratch-s0":  # the same model: the same runs
+            r["correctness"], r["uplift"] = twin[r["method"], r["seed"]]["correctness"], twin[r["method"], r["seed"]]["uplift"]
+    shared = entry(leaderboard(rows), "A")
+    assert shared["organisms"] == 3 and shared["twins"] == 2
+    once = entry(leaderboard([r for r in rows if not (r["target"] == "weak_twin" and r["organism"] == "scratch-s0")]), "A")
+    assert shared["benign_uplift"] == once["benign_uplift"]  # two distinct twins, whatever the organisms
+    assert entry(leaderboard([{**r, "model": None} for r in rows]), "A")["twins"] == 3  # no digest: one per organism
+
+
 def test_failed_runs_are_left_out_of_statistics_and_listed():
     rows = stress_rows()
     w, wo = ORGANISMS["sft-s0"]

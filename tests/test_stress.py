@@ -225,6 +225,9 @@ def test_cli_lists_methods_and_names_a_method_that_does_not_load(capsys):
     assert main(["stress-test", "--list"]) == 0
     listed = capsys.readouterr().out
     assert all(m in listed for m in ("sft", "expert_iteration", "iterated_dpo", "fewshot", "jailbreak"))
+    about = {line.split()[0]: line for line in listed.splitlines()}  # a variant says what sets it apart
+    assert "random vectors" in about["steering-random"] and "random" not in about["steering"]
+    assert "wrong shots" in about["manyshot-wrong"] and "wrong" not in about["manyshot"]
     assert main(["stress-test", "no_such_module:Thing", "--suite", "toy"]) == 2
     assert "no_such_module:Thing" in capsys.readouterr().err
 

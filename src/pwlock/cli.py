@@ -276,7 +276,8 @@ def print_plugins(plugins: dict) -> int:
     settings = {name: ", ".join(plugin.settings) for name, plugin in plugins.items()}
     width = max(map(len, settings.values()), default=0)
     for name, plugin in plugins.items():
-        about = " ".join((type(plugin).__doc__ or "").split()).split(": ")[0]
+        # an instance's own `description` (a variant such as steering-random), else its class's docstring
+        about = getattr(plugin, "description", None) or " ".join((type(plugin).__doc__ or "").split()).split(": ")[0]
         print(f"{name:18s} {settings[name]:{width}s}  {about}")
     return 0
 

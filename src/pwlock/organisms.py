@@ -26,6 +26,8 @@ from the same starting point, and pi_strong) are the same models.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import random
@@ -134,6 +136,11 @@ class Organism:
         """`locked`, `weak_twin` or `strong_twin`."""
         return self.dir / {"locked": "model", "weak_twin": "twins/weak", "strong_twin": "twins/strong"}[target]
 
+    def weights(self, target: str = "locked") -> str:
+        """A digest of `target`'s weight files: organisms of one lock seed share their twins (the sft and
+        from_scratch locks of seed 0 have the same weak twin), and reports count such a model once."""
+        return weights_digest(self.model_dir(target))
+
     def password(self) -> dict[str, Any]:
         """For the evaluator only."""
         secret: dict[str, Any] = read_json(self.dir / PASSWORD)
@@ -143,6 +150,21 @@ class Organism:
         """pi_strong's completion of each elicitation problem, by id."""
         lines = (self.dir / DEMOS).read_text().splitlines()
         return {r["id"]: r["completion"] for r in map(json.loads, lines)}
+
+
+def weights_digest(folder: Path) -> str:
+    """A digest of a model dir's weight files, read once per process while the files stay unchanged
+    (a 7B model is 14 GB)."""
+    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+    return _digest(tuple((f, f.stat().st_mtime_ns, f.stat().st_size) for f in files))
+
+
+@functools.cache
+def _digest(files: tuple[tuple[Path, int, int], ...]) -> str:
+    h = hashlib.blake2b(digest_size=8)
+    for f, _, _ in files:
+        h.update(f.read_bytes())
+    return h.hexdigest()
 
 
 def suites_dir() -> Path:

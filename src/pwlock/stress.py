@@ -45,7 +45,7 @@ from pwlock.organisms import Organism
 from pwlock.types import Example
 
 TARGETS = ("locked", "weak_twin")
-ROW_FIELDS = ("suite", "organism", "target", "method", "setting", "seed", "correctness", "n", "baseline",
+ROW_FIELDS = ("suite", "organism", "target", "model", "method", "setting", "seed", "correctness", "n", "baseline",
               "locked_with", "locked_without", "gap_recovered", "uplift", "demos", "reward_samples",
               "reward_calls", "train_tokens", "seconds", "error")
 
@@ -155,9 +155,10 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
     elicitor = resolve(spec.method)
     key = {"card": organism.card.model_dump(mode="json"), "target": spec.target, "method": spec.method,
            **plugin_key(elicitor), "setting": str(spec.setting), "seed": spec.seed}
-    return cached_row(spec.cache, f"stress_{elicitor.name}_{organism.name}_{spec.target}_s{spec.seed}", key,
-                      lambda: measure(elicitor, spec, organism), lambda error: stress_row(organism, spec, error=error),
-                      f"method {spec.method} on {organism.name} ({spec.target}, seed {spec.seed})")
+    row = cached_row(spec.cache, f"stress_{elicitor.name}_{organism.name}_{spec.target}_s{spec.seed}", key,
+                     lambda: measure(elicitor, spec, organism), lambda error: stress_row(organism, spec, error=error),
+                     f"method {spec.method} on {organism.name} ({spec.target}, seed {spec.seed})")
+    return {**row, "model": organism.weights(spec.target)}  # which twins are one model (the leaderboard counts it once)
 
 
 def cached_row(cache: Path, unit: str, key: dict[str, Any], compute: Callable[[], dict[str, Any]],

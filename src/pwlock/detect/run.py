@@ -17,7 +17,6 @@ capable models flags it. Only a detector that sees the lock itself separates loc
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import time
 from dataclasses import dataclass
@@ -64,16 +63,8 @@ def detect_one(spec: DetectSpec) -> dict[str, Any]:
     row = cached_row(spec.cache, f"detect_{detector.name}_{organism.name}_{spec.target}_s{spec.seed}", key,
                      lambda: measure(detector, spec, organism), lambda error: detect_row(organism, spec, error=error),
                      f"detector {spec.detector} on {organism.name} ({spec.target}, seed {spec.seed})")
-    return {**row, "model": weights_digest(organism.model_dir(spec.target))}
+    return {**row, "model": organism.weights(spec.target)}
 
-
-def weights_digest(folder: Path) -> str:
-    """A digest of a model dir's weight files. Organisms of one lock seed share their twins (the sft and
-    from_scratch locks of seed 0 have the same weak twin): the report counts such a model once."""
-    h = hashlib.blake2b(digest_size=8)
-    for f in sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin")):
-        h.update(f.read_bytes())
-    return h.hexdigest()
 
 
 def measure(detector: Detector, spec: DetectSpec, organism: Organism) -> dict[str, Any]:

@@ -54,6 +54,12 @@ class ManyShot:
 
     settings = ("prompt_only",)
 
+    @property
+    def description(self) -> str:
+        """What `pwlock stress-test --list` says of this instance."""
+        shots = "wrong shots (each another demonstration's completion)" if self.wrong else "correct shots"
+        return f"Many-shot prompting up to the context, {shots}"
+
     def __init__(self, name: str = "manyshot", *, wrong: bool = False, shots: int | None = None) -> None:
         if shots is not None and not 1 <= shots <= MAX_SHOTS:
             raise MethodError(f"{name}: shots must be in 1..{MAX_SHOTS}, got {shots}")

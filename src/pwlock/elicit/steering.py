@@ -203,6 +203,13 @@ class Steering:
 
     settings = ("reward", "prompt_only", "unsupervised")
 
+    @property
+    def description(self) -> str:
+        """What `pwlock stress-test --list` says of this instance."""
+        if self.random:
+            return "Steering's control: norm-matched random vectors through the same multiplier selection"
+        return "Contrastive activation addition (persona and own-sample vectors)"
+
     def __init__(self, name: str = "steering", *, random: bool = False, layers: Sequence[int] | None = None,
                  multipliers: Sequence[float] = (0.5, 1.0, 2.0, 4.0, 8.0), untuned: float = 1.0,
                  n_prompts: int = 64) -> None:
