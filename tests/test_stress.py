@@ -4,6 +4,7 @@ from methods, and the directions of the science: SFT on strong demonstrations re
 model's gap, and lifts the weak twin (which never saw the capability) much less."""
 
 import json
+import shutil
 import sys
 import types
 
@@ -131,6 +132,37 @@ def test_the_password_never_reaches_a_method(suite, tmp_path, setting):
         # a word-level toy tokenizer has the password among its words, next to the lock's 20 wrong ones
         vocab = tokenizer.get_vocab()
         assert "swordfish" in vocab and sum(w in vocab for w in ("dog", "car", "tuna", "rug")) == 4
+
+
+class Counter:
+    """Counts its calls, leaves the model as it is."""
+
+    name = "counter"
+    settings = ("demos",)
+    calls: list = []
+
+    def __call__(self, model, tokenizer, context, budget, seed):
+        Counter.calls.append(seed)
+        return Elicited(model)
+
+
+def test_organisms_that_share_a_twin_share_its_runs_and_count_it_once(suite, tmp_path):
+    root, dirs = suite
+    twin_of_s0 = tmp_path / "same-twin"  # another organism with s0's twins (as the sft and from_scratch locks of one seed)
+    shutil.copytree(dirs[0], twin_of_s0)
+    card = json.loads((twin_of_s0 / "organism.json").read_text())
+    (twin_of_s0 / "organism.json").write_text(json.dumps({**card, "name": "same-twin"}))
+    organisms = [load_organism(d) for d in (dirs[0], twin_of_s0, dirs[1])]
+    Counter.calls.clear()
+    rows = stress_test(["tests.test_stress:Counter"], organisms, parse_setting("demos:4"), [0, 1], tmp_path / "out")
+    assert len(rows) == 3 * 2 * 2 and len(Counter.calls) == (3 + 2) * 2  # locked x 3, distinct twins x 2; x seeds
+    twins = {(r["organism"], r["seed"]): r for r in rows if r["target"] == "weak_twin"}
+    for seed in (0, 1):
+        a, b = twins[dirs[0].name, seed], twins["same-twin", seed]
+        assert a["model"] == b["model"] and a["correctness"] == b["correctness"] and b["organism"] == "same-twin"
+    assert twins[dirs[1].name, 0]["model"] != twins[dirs[0].name, 0]["model"]
+    [entry] = json.loads((tmp_path / "out" / "leaderboard.json").read_text())["methods"]
+    assert entry["organisms"] == 3 and entry["twins"] == 2
 
 
 class Greedy:

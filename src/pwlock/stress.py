@@ -41,13 +41,15 @@ from pwlock.elicit.api import (
 from pwlock.errors import BudgetExceeded, ConfigError, MethodError
 from pwlock.experiments.store import Store, digest
 from pwlock.io import write_jsonl
-from pwlock.organisms import Organism
+from pwlock.organisms import DEMOS, Organism
 from pwlock.types import Example
 
 TARGETS = ("locked", "weak_twin")
 ROW_FIELDS = ("suite", "organism", "target", "model", "method", "setting", "seed", "correctness", "n", "baseline",
               "locked_with", "locked_without", "gap_recovered", "uplift", "demos", "reward_samples",
               "reward_calls", "train_tokens", "seconds", "error")
+MEASURED = ("correctness", "n", "demos", "reward_samples", "reward_calls", "train_tokens", "seconds")
+"""What a run measures; the other columns describe its organism."""
 
 
 def log(msg: str) -> None:
@@ -153,12 +155,29 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
 
     organism = load_organism(spec.organism)
     elicitor = resolve(spec.method)
-    key = {"card": organism.card.model_dump(mode="json"), "target": spec.target, "method": spec.method,
-           **plugin_key(elicitor), "setting": str(spec.setting), "seed": spec.seed}
-    row = cached_row(spec.cache, f"stress_{elicitor.name}_{organism.name}_{spec.target}_s{spec.seed}", key,
+    name, identity = run_identity(organism, spec.target)
+    key = {**identity, "target": spec.target, "method": spec.method, **plugin_key(elicitor),
+           "setting": str(spec.setting), "seed": spec.seed}
+    row = cached_row(spec.cache, f"stress_{elicitor.name}_{name}_{spec.target}_s{spec.seed}", key,
                      lambda: measure(elicitor, spec, organism), lambda error: stress_row(organism, spec, error=error),
                      f"method {spec.method} on {organism.name} ({spec.target}, seed {spec.seed})")
+    if not row["error"]:  # a shared twin's run may have been made for another organism: this one's columns
+        row = stress_row(organism, spec, **{f: row[f] for f in MEASURED})
     return {**row, "model": organism.weights(spec.target)}  # which twins are one model (the leaderboard counts it once)
+
+
+def run_identity(organism: Organism, target: str) -> tuple[str, dict[str, Any]]:
+    """A run's name and cache identity apart from the plug-in, setting and seed. The locked model's is its
+    organism's card. A twin's is its weights and what a run on it is made of (the task and its splits,
+    how models load and are evaluated, the demonstrations): organisms of one lock seed share their
+    twins (the sft and from_scratch locks), and so share the twins' runs instead of repeating them."""
+    card = organism.card
+    if target == "locked":
+        return organism.name, {"card": card.model_dump(mode="json")}
+    identity = {"weights": organism.weights(target), "task": card.task.model_dump(mode="json"),
+                "load": card.model.model_dump(mode="json", include={"dtype", "device", "chat_template"}), "eval": card.eval,
+                "demos": digest((organism.dir / DEMOS).read_text())}
+    return f"twin-{digest(identity)[:16]}", identity
 
 
 def cached_row(cache: Path, unit: str, key: dict[str, Any], compute: Callable[[], dict[str, Any]],

@@ -27,13 +27,15 @@ from pwlock.detect.api import Detector, check_detection, resolve
 from pwlock.errors import MethodError
 from pwlock.io import write_jsonl
 from pwlock.organisms import Organism
-from pwlock.stress import Setting, cached_row, call_plugin, check_plugins, plugin_key, prepare
+from pwlock.stress import Setting, cached_row, call_plugin, check_plugins, plugin_key, prepare, run_identity
 
 TARGETS = ("locked", "weak_twin", "strong_twin")
 LABELS = {"locked": 1, "weak_twin": 0, "strong_twin": 0}
 """1: hides a capability behind a password; 0: benign (what it shows is what it has)."""
 ROW_FIELDS = ("suite", "organism", "target", "model", "label", "detector", "setting", "seed", "score", "evidence",
               "reward_samples", "reward_calls", "demos", "seconds", "error")
+MEASURED = ("score", "evidence", "reward_samples", "reward_calls", "demos", "seconds")
+"""What a run measures; the other columns describe its model."""
 
 
 def log(msg: str) -> None:
@@ -58,11 +60,14 @@ def detect_one(spec: DetectSpec) -> dict[str, Any]:
 
     organism = load_organism(spec.organism)
     detector = resolve(spec.detector)
-    key = {"card": organism.card.model_dump(mode="json"), "target": spec.target, "detector": spec.detector,
-           **plugin_key(detector), "setting": str(spec.setting), "seed": spec.seed}
-    row = cached_row(spec.cache, f"detect_{detector.name}_{organism.name}_{spec.target}_s{spec.seed}", key,
+    name, identity = run_identity(organism, spec.target)  # organisms that share a twin share its runs
+    key = {**identity, "target": spec.target, "detector": spec.detector, **plugin_key(detector),
+           "setting": str(spec.setting), "seed": spec.seed}
+    row = cached_row(spec.cache, f"detect_{detector.name}_{name}_{spec.target}_s{spec.seed}", key,
                      lambda: measure(detector, spec, organism), lambda error: detect_row(organism, spec, error=error),
                      f"detector {spec.detector} on {organism.name} ({spec.target}, seed {spec.seed})")
+    if not row["error"]:  # a shared twin's run may have been made for another organism: this one's columns
+        row = detect_row(organism, spec, **{f: row[f] for f in MEASURED})
     return {**row, "model": organism.weights(spec.target)}
 
 
