@@ -10,8 +10,9 @@ import torch
 
 from pwlock.errors import ConfigError
 from pwlock.evaluate import evaluate
+from pwlock.lock import lock_name
 from pwlock.models import load_model
-from pwlock.organisms import build_suite, load_organism, load_suite, suite_organisms
+from pwlock.organisms import build_suite, load_organism, load_suite, organism_name, plan, suite_names, suite_organisms
 from pwlock.train.rerouting import (
     RerouteArgs,
     check_layers,
@@ -141,3 +142,16 @@ def test_bad_circuit_breaker_settings_are_named(suite, tmp_path, echo_cache):
     model, tokenizer = load_model(suite[1][0] / "model", device="cpu")
     with pytest.raises(ConfigError, match="layers is empty"):
         circuit_break(model, model, tokenizer, [], [], RerouteArgs(layers=()))
+
+
+@pytest.mark.parametrize("name", suite_names())
+def test_every_shipped_suite_plans(name):
+    # a suite that names a lock its config lacks, or circuit-breaks one that cannot be, fails before any training
+    suite, base = load_suite(name)
+    planned = plan(suite, base)
+    names = [organism_name(p.cfg, lock_name(*p.key), p.seed) for p in planned]
+    assert len(planned) >= 1 and len(set(names)) == len(names), names
+    if name.endswith("-cb"):  # every lock circuit-broken, each a lock of the plain suite
+        plain = plan(*load_suite(name[: -len("-cb")]))
+        assert all(p.circuit_breaker for p in planned)
+        assert {(p.key, p.seed) for p in planned} <= {(p.key, p.seed) for p in plain}
