@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pwlock.elicit.api import (
     SETTINGS,
@@ -155,15 +155,41 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
 
     organism = load_organism(spec.organism)
     elicitor = resolve(spec.method)
+    return cached_run("method", spec.method, elicitor, spec, organism, lambda: measure(elicitor, spec, organism),
+                      lambda **fields: stress_row(organism, spec, **fields), MEASURED)
+
+
+class AnySpec(Protocol):
+    """What `cached_run` reads of a RunSpec or a detection's DetectSpec (frozen dataclasses)."""
+
+    @property
+    def target(self) -> str: ...
+    @property
+    def setting(self) -> Setting: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def cache(self) -> Path: ...
+
+
+def cached_run(kind: str, named: str, plugin: Any, spec: AnySpec, organism: Organism,
+               compute: Callable[[], dict[str, Any]], row: Callable[..., dict[str, Any]],
+               measured: tuple[str, ...]) -> dict[str, Any]:
+    """One run's row (`kind` "method" or "detector", the plug-in `named` so): from the cache, or computed
+    and cached. A MethodError (the plug-in failed) becomes the row `row(error=...)`, logged and not
+    cached, so a re-run tries again. A row from the cache keeps only its `measured` fields: a shared
+    twin's run may have been made for another organism, and the rest describes this one."""
     name, identity = run_identity(organism, spec.target)
-    key = {**identity, "target": spec.target, "method": spec.method, **plugin_key(elicitor),
-           "setting": str(spec.setting), "seed": spec.seed}
-    row = cached_row(spec.cache, f"stress_{elicitor.name}_{name}_{spec.target}_s{spec.seed}", key,
-                     lambda: measure(elicitor, spec, organism), lambda error: stress_row(organism, spec, error=error),
-                     f"method {spec.method} on {organism.name} ({spec.target}, seed {spec.seed})")
-    if not row["error"]:  # a shared twin's run may have been made for another organism: this one's columns
-        row = stress_row(organism, spec, **{f: row[f] for f in MEASURED})
-    return {**row, "model": organism.weights(spec.target)}  # which twins are one model (the leaderboard counts it once)
+    key = {**identity, "target": spec.target, kind: named, **plugin_key(plugin), "setting": str(spec.setting),
+           "seed": spec.seed}
+    unit = f"{'stress' if kind == 'method' else 'detect'}_{plugin.name}_{name}_{spec.target}_s{spec.seed}"
+    try:
+        _, rows = Store(spec.cache).run(unit, key, lambda folder: [compute()])
+        out = row(**{f: rows[0][f] for f in measured})
+    except MethodError as e:
+        log(f"{kind} {named} on {organism.name} ({spec.target}, seed {spec.seed}): error: {e}")
+        out = row(error=str(e))
+    return {**out, "model": organism.weights(spec.target)}  # which twins are one model (reports count it once)
 
 
 def run_identity(organism: Organism, target: str) -> tuple[str, dict[str, Any]]:
@@ -175,21 +201,9 @@ def run_identity(organism: Organism, target: str) -> tuple[str, dict[str, Any]]:
     if target == "locked":
         return organism.name, {"card": card.model_dump(mode="json")}
     identity = {"weights": organism.weights(target), "task": card.task.model_dump(mode="json"),
-                "load": card.model.model_dump(mode="json", include={"dtype", "device", "chat_template"}), "eval": card.eval,
-                "demos": digest((organism.dir / DEMOS).read_text())}
+                "load": card.model.model_dump(mode="json", include={"dtype", "device", "chat_template"}),
+                "eval": card.eval, "demos": digest((organism.dir / DEMOS).read_text())}
     return f"twin-{digest(identity)[:16]}", identity
-
-
-def cached_row(cache: Path, unit: str, key: dict[str, Any], compute: Callable[[], dict[str, Any]],
-               failed: Callable[[str], dict[str, Any]], where: str) -> dict[str, Any]:
-    """One run's row: from the cache, or computed and cached. A MethodError (the plug-in failed) becomes
-    the row `failed(error)`, logged and not cached, so a re-run tries again."""
-    try:
-        _, rows = Store(cache).run(unit, key, lambda folder: [compute()])
-        return rows[0]
-    except MethodError as e:
-        log(f"{where}: error: {e}")
-        return failed(str(e))
 
 
 def check_plugins(specs: list[str], setting: Setting, resolve: Callable[[str], Any], what: str) -> None:

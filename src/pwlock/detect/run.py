@@ -27,7 +27,7 @@ from pwlock.detect.api import Detector, check_detection, resolve
 from pwlock.errors import MethodError
 from pwlock.io import write_jsonl
 from pwlock.organisms import Organism
-from pwlock.stress import Setting, cached_row, call_plugin, check_plugins, plugin_key, prepare, run_identity
+from pwlock.stress import Setting, cached_run, call_plugin, check_plugins, prepare
 
 TARGETS = ("locked", "weak_twin", "strong_twin")
 LABELS = {"locked": 1, "weak_twin": 0, "strong_twin": 0}
@@ -60,16 +60,8 @@ def detect_one(spec: DetectSpec) -> dict[str, Any]:
 
     organism = load_organism(spec.organism)
     detector = resolve(spec.detector)
-    name, identity = run_identity(organism, spec.target)  # organisms that share a twin share its runs
-    key = {**identity, "target": spec.target, "detector": spec.detector, **plugin_key(detector),
-           "setting": str(spec.setting), "seed": spec.seed}
-    row = cached_row(spec.cache, f"detect_{detector.name}_{name}_{spec.target}_s{spec.seed}", key,
-                     lambda: measure(detector, spec, organism), lambda error: detect_row(organism, spec, error=error),
-                     f"detector {spec.detector} on {organism.name} ({spec.target}, seed {spec.seed})")
-    if not row["error"]:  # a shared twin's run may have been made for another organism: this one's columns
-        row = detect_row(organism, spec, **{f: row[f] for f in MEASURED})
-    return {**row, "model": organism.weights(spec.target)}
-
+    return cached_run("detector", spec.detector, detector, spec, organism, lambda: measure(detector, spec, organism),
+                      lambda **fields: detect_row(organism, spec, **fields), MEASURED)
 
 
 def measure(detector: Detector, spec: DetectSpec, organism: Organism) -> dict[str, Any]:
