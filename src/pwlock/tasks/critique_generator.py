@@ -30,6 +30,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -95,9 +96,20 @@ class CritiqueRecord:
 # Normalising programs
 
 
+# CPython 3.11's AST constructor tracks its recursion depth in state shared by all threads,
+# so two threads parsing at once can fail with "SystemError: AST constructor recursion depth
+# mismatch"; generate_critiques runs mutants_for in threads (for the test subprocesses).
+_AST_LOCK = threading.Lock()
+
+
+def _parse(code: str) -> ast.Module:
+    with _AST_LOCK:
+        return ast.parse(code)
+
+
 def clean_source(source: str) -> str:
     """`source` without function/class/module docstrings, as `ast.unparse` writes it."""
-    tree = ast.parse(source)
+    tree = _parse(source)
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             body = node.body
@@ -460,7 +472,7 @@ def _variables(func_nodes: Iterable[ast.AST], tree: ast.Module, entry_point: str
 
 def find_sites(code: str, entry_point: str) -> list[Site]:
     """Every place in the entry-point function where some mutation kind applies."""
-    nodes = _entry_body_nodes(ast.parse(code), entry_point)
+    nodes = _entry_body_nodes(_parse(code), entry_point)
     return [Site(kind, i) for i, node in enumerate(nodes)
             for kind, (applies, _) in _KINDS.items() if applies(node)]
 
@@ -471,7 +483,7 @@ def apply_site(code: str, entry_point: str, site: Site, rng: random.Random) -> M
     `code` must be normalised (`clean_source`), so that the line numbers of the parsed
     tree are those of the unparsed mutant.
     """
-    tree = ast.parse(code)
+    tree = _parse(code)
     nodes = _entry_body_nodes(tree, entry_point)
     node = nodes[site.index]
     names = _variables(nodes, tree, entry_point)
@@ -483,7 +495,7 @@ def apply_site(code: str, entry_point: str, site: Site, rng: random.Random) -> M
     bad = ast.unparse(tree)
     if bad == code:
         return None
-    ast.parse(bad)  # must still be valid Python
+    _parse(bad)  # must still be valid Python
     line = node.lineno
     return Mutant(site.kind, line, bad, f"Line {line}: {text}")
 
