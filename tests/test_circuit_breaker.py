@@ -155,3 +155,21 @@ def test_every_shipped_suite_plans(name):
         plain = plan(*load_suite(name[: -len("-cb")]))
         assert all(p.circuit_breaker for p in planned)
         assert {(p.key, p.seed) for p in planned} <= {(p.key, p.seed) for p in plain}
+
+
+def test_twins_train_with_a_lock_budget_even_without_from_scratch_settings():
+    # the toy suite's per-domain lock comes from a config with only an SFT lock of a strong base: its twins
+    # are trained as that base was (its build once failed on the last organism, after 40 minutes)
+    from pwlock.cli import packaged_config
+    from pwlock.experiments.config import load_config
+    from pwlock.experiments.runner import twin_training
+
+    plain = load_config(packaged_config("function_composition.yaml"))
+    assert twin_training(plain) == (plain.lock.from_scratch, 2)  # D_lock holds each problem twice an epoch
+    domains = load_config(packaged_config("domains_function_composition.yaml"))
+    assert domains.lock.from_scratch is None
+    assert twin_training(domains) == (domains.lock.pretrain, 1)
+    pretrained = plain.model_copy(update={"model": plain.model.model_copy(update={"name": "some/lm"}),
+                                          "lock": plain.lock.model_copy(update={"sft": None})})
+    with pytest.raises(ConfigError, match="lock.sft"):
+        twin_training(pretrained)

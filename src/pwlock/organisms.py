@@ -220,11 +220,12 @@ def organism_name(cfg: ExperimentConfig, lock: str, seed: int) -> str:
 
 def plan(suite: Suite, base: Path) -> list[Planned]:
     """Every organism of the suite, in order."""
-    from pwlock.experiments.runner import lock_keys
+    from pwlock.experiments.runner import lock_keys, twin_training
 
     out = []
     for entry in suite.organisms:
         cfg = entry_config(entry, base)
+        twin_training(cfg)  # every organism has twins: a config that cannot train them fails before any lock
         keys = {lock_name(*k): k for k in lock_keys(cfg)}
         unknown = [n for n in entry.locks or [] if n not in keys]
         if unknown:

@@ -351,6 +351,28 @@ def task_splits(cfg: TaskConfig) -> tuple[Task, dict[str, list[Problem]]]:
     return _TASKS[key]
 
 
+def twin_training(cfg: ExperimentConfig) -> tuple[TrainConfig, int]:
+    """A benign twin's training settings and how many passes over the lock split make one of its epochs.
+
+    A twin gets a lock's budget: lock.from_scratch's settings for a fresh model (lock.sft's for a
+    pretrained base), each problem twice per epoch, as often as D_lock holds it (once with the password,
+    once without). A fresh-model config that locks only by fine-tuning a strong base (no from_scratch
+    settings) trains its twins as that base was trained (lock.pretrain, once per problem per epoch): the
+    weak twin is then the strong base's exact counterpart on pi_weak."""
+    lock = cfg.lock
+    if cfg.model.name is not None:
+        if lock.sft is None:
+            raise ConfigError(f"config {cfg.name}: benign twins of a pretrained model take lock.sft's settings; "
+                              "set lock.sft")
+        return lock.sft, 2
+    if lock.from_scratch is not None:
+        return lock.from_scratch, 2
+    if lock.pretrain is None:
+        raise ConfigError(f"config {cfg.name}: benign twins of a fresh model take lock.from_scratch's settings "
+                          "(or lock.pretrain's); set one")
+    return lock.pretrain, 1
+
+
 def lock_keys(cfg: ExperimentConfig) -> list[tuple[str, str, str]]:
     """(method, weak policy, variant) of each locked model of a config, in the order the run makes them."""
     return [(m, w, v) for m in cfg.lock.methods for w in cfg.lock.weak_policies for v in cfg.lock.variants]
@@ -757,13 +779,9 @@ class Experiment:
     def twin(self, policy: str) -> Path:
         """A benign twin of this config's locks (the stress test's controls), trained on `policy`'s D_lock
         completions alone with no password anywhere, from the locks' starting point before any pi_strong
-        training (a fresh model; the pretrained base), with a lock's budget: the settings of
-        lock.from_scratch (lock.sft for a pretrained base), each problem twice per epoch, as often as
-        D_lock holds it (once with the password, once without). The weak twin is pi_weak's; the strong
-        twin is pi_strong's when no strong base exists (`strong_twin`)."""
-        lock = self.cfg.lock
-        train = lock.from_scratch if self.cfg.model.name is None else lock.sft
-        assert train is not None, "a twin takes the settings of lock.from_scratch (lock.sft for a pretrained model)"
+        training (a fresh model; the pretrained base), with a lock's budget (`twin_training`). The weak
+        twin is pi_weak's; the strong twin is pi_strong's when no strong base exists (`strong_twin`)."""
+        train, passes = twin_training(self.cfg)
         problems = self.splits["lock"]
         key = {**self.key, "twin": policy, "strong": self.strong_key(), "train": train.model_dump()}
         if policy == "model":
@@ -782,8 +800,8 @@ class Experiment:
         def compute(folder: Path) -> list[dict[str, Any]]:
             log(f"training a twin on {policy} alone")
             model, _ = self.base_model(self.cfg.model.name, self.cfg.model)
-            args = train_args(train.model_copy(update={"epochs": 2 * train.epochs}), self.cfg.model.seed)
-            self.save(self.train(model, lambda e: data(e // 2), args, f"twin ({policy})", kl_target=self.rdm.logprobs),
+            args = train_args(train.model_copy(update={"epochs": passes * train.epochs}), self.cfg.model.seed)
+            self.save(self.train(model, lambda e: data(e // passes), args, f"twin ({policy})", kl_target=self.rdm.logprobs),
                       folder)
             return []
 
