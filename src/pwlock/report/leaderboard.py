@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -255,7 +256,9 @@ def figure(board: dict[str, Any], path: Path) -> Path:
         if not missing(first["twin_baseline"]):
             ax.axhline(first["twin_baseline"], color=COLORS[1], linestyle=":", linewidth=1, label="weak twin before")
         ax.set_xticks(x, labels, fontsize=6)
-        ax.set_title(organism[len(common):] + (" (no gap: excluded)" if first["excluded"] else ""), fontsize=8)
+        title = organism[len(common):] + (" (no gap: excluded)" if first["excluded"] else "")
+        # wrapped at the name's hyphens to the panel's width, so neighbouring titles never overlap
+        ax.set_title("\n".join(textwrap.wrap(title, width=12 * len(labels) + 10)), fontsize=8)
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3, axis="y")
     for ax in axes.ravel()[len(organisms):]:
