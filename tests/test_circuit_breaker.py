@@ -173,3 +173,19 @@ def test_twins_train_with_a_lock_budget_even_without_from_scratch_settings():
                                           "lock": plain.lock.model_copy(update={"sft": None})})
     with pytest.raises(ConfigError, match="lock.sft"):
         twin_training(pretrained)
+
+
+def test_a_suite_that_lists_one_lock_twice_is_warned(tmp_path, echo_patch, echo_cache, capsys):
+    # two configs that differ only in name train the same weights (as the toy suite's version 1 listed the
+    # RL identity16 lock beside the identical SFT lock): a stress test would count that model twice
+    from tests.helpers import ECHO, write_config
+
+    write_config(tmp_path / "echo_again.yaml", name="echo_again", **ECHO)
+    dirs = build_echo_suite(tmp_path, echo_cache, "[{config: echo.yaml, locks: [from_scratch], seeds: [0]}, "
+                                                  "{config: echo_again.yaml, locks: [from_scratch], seeds: [0]}]",
+                            name="twice")
+    assert len(dirs) == 2
+    err = capsys.readouterr().err
+    assert f"{dirs[0].name}, {dirs[1].name} have identical weights" in err, err
+    build_echo_suite(tmp_path, echo_cache)  # distinct locks (seeds 0 and 1): no warning
+    assert "identical weights" not in capsys.readouterr().err

@@ -32,6 +32,7 @@ import json
 import os
 import random
 import shutil
+import sys
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -248,7 +249,16 @@ def build_suite(spec: str | Path, root: Path, cache_dir: Path | None = None, wor
     suite, base = load_suite(spec)
     cache = cache_dir or root / "cache"
     jobs = [(p, cache, root / suite.name, suite) for p in plan(suite, base)]
-    return run_jobs(build_job, jobs, workers, desc=f"organisms ({suite.name})")
+    dirs = run_jobs(build_job, jobs, workers, desc=f"organisms ({suite.name})")
+    by_weights: dict[str, list[str]] = {}
+    for d in dirs:
+        by_weights.setdefault(weights_digest(d / "model"), []).append(d.name)
+    for same in (names for names in by_weights.values() if len(names) > 1):
+        # two configs that train the same lock (same policies, data, settings, seed) give one model twice,
+        # which a stress test's mean over organisms would count twice
+        print(f"pwlock: warning: suite {suite.name}: {', '.join(same)} have identical weights: one lock listed "
+              f"{len(same)} times; keep one in the suite", file=sys.stderr)
+    return dirs
 
 
 def build_job(job: tuple[Planned, Path, Path, Suite]) -> Path:
