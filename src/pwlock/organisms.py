@@ -32,7 +32,6 @@ import json
 import os
 import random
 import shutil
-import sys
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -244,6 +243,7 @@ def plan(suite: Suite, base: Path) -> list[Planned]:
 def build_suite(spec: str | Path, root: Path, cache_dir: Path | None = None, workers: int = 1) -> list[Path]:
     """Build (or reuse) every organism of a suite under `root/<suite name>/`; returns their dirs.
     Training units are cached under `cache_dir` (default: root/cache), so a rebuild resumes."""
+    from pwlock.experiments.runner import log
     from pwlock.experiments.schedule import run_jobs
 
     suite, base = load_suite(spec)
@@ -256,8 +256,8 @@ def build_suite(spec: str | Path, root: Path, cache_dir: Path | None = None, wor
     for same in (names for names in by_weights.values() if len(names) > 1):
         # two configs that train the same lock (same policies, data, settings, seed) give one model twice,
         # which a stress test's mean over organisms would count twice
-        print(f"pwlock: warning: suite {suite.name}: {', '.join(same)} have identical weights: one lock listed "
-              f"{len(same)} times; keep one in the suite", file=sys.stderr)
+        log(f"warning: suite {suite.name}: {', '.join(same)} have identical weights: one lock listed {len(same)} "
+            "times; keep one in the suite")
     return dirs
 
 
