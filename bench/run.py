@@ -14,6 +14,9 @@ Runs, each in its own process (one at a time, so they don't share the cores):
                 (OMP_WAIT_POLICY=PASSIVE, 2 threads): >= 40% of the quiet throughput
   schedule      two single-thread processes side by side vs one two-thread process (the run's
                 worker processes, experiments/schedule.py): summed throughput ratio > 1
+  bf16          SmolLM2 fine-tuning and generation under bf16 autocast vs fp32 (bench/bf16.py): the
+                speed-ups (> 1 where the CPU has AVX512-BF16 or AMX; skipped elsewhere, where bf16 is
+                emulated) and, reported beside them, what bf16 does to the loss and the correctness
 A ratio whose baseline is not installed (TRL) is reported as skipped, not failed. Prints a table
 and writes bench/results/summary.json (--quick: fewer steps and prompts, for a smoke run of about
 a minute, into bench/results/quick/). The per-benchmark JSON files sit beside the summary.
@@ -45,6 +48,7 @@ FULL = {
     "eval": ["--n", "100", "--serial-every", "5"],
     "shared_cpu": ["--seconds", "6", "--repeats", "2"],
     "schedule": ["--seconds", "6", "--repeats", "2"],
+    "bf16": [],
 }
 QUICK = {
     "sft": ["--warmup", "1", "--steps", "1", "--batch", "4", "--matmul-reps", "2"],
@@ -52,6 +56,7 @@ QUICK = {
     "eval": ["--n", "24", "--serial-every", "8"],
     "shared_cpu": ["--seconds", "2", "--repeats", "1"],
     "schedule": ["--seconds", "2", "--repeats", "1"],
+    "bf16": ["--examples", "32", "--eval", "16", "--matmul-reps", "2"],
 }
 
 
@@ -170,6 +175,27 @@ def bench_schedule(out: Path, args: list[str]) -> list[dict]:
                   seconds=seconds)]
 
 
+def bench_bf16(out: Path, args: list[str]) -> list[dict]:
+    names = ("bf16 autocast / fp32, SmolLM2 training tokens/s", "bf16 autocast / fp32, SmolLM2 greedy generation")
+    flags = cpu_flags()["flags"]
+    if not isinstance(flags, dict) or not (flags["avx512_bf16"] or flags["amx_bf16"]):
+        why = "no AVX512-BF16 or AMX: bf16 matmuls are emulated here, slower than fp32 (fp32 stays the default)"
+        return [check(name, None, 1.0, skipped=why) for name in names]
+    seconds, text = run("bf16.py", [*args, "--out", str(out / "bf16.json")])
+    print(text, end="")
+    r = json.loads((out / "bf16.json").read_text())
+    ev = r["evaluation"]
+    effect = {"correctness_" + k.replace(", ", "_").replace(" ", "_"): v["correctness"] for k, v in ev.items()}
+    return [
+        check(names[0], r["training"]["speedup_bf16_over_fp32"], 1.0,
+              mean_loss_last_10_steps=r["training"]["mean_loss_last_10_steps"], **effect, file="bf16.json",
+              seconds=seconds),
+        check(names[1], r["generation"]["speedup_bf16_over_fp32"], 1.0,
+              identical_completions=r["generation"]["identical_completions_vs_fp32_fp32"], file="bf16.json",
+              seconds=seconds),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -177,8 +203,8 @@ def main() -> None:
     parser.add_argument("--tuned-model", type=Path, default=None,
                         help="model dir of a tuned arithmetic model (the showcase's pi_strong); "
                              "default: a stand-in made by bench/tuned_model.py")
-    parser.add_argument("--only", default="sft,dpo,eval,shared_cpu,schedule",
-                        help="comma-separated subset of sft, dpo, eval, shared_cpu, schedule")
+    parser.add_argument("--only", default="sft,dpo,eval,shared_cpu,schedule,bf16",
+                        help="comma-separated subset of sft, dpo, eval, shared_cpu, schedule, bf16")
     parser.add_argument("--results", type=Path, default=None,
                         help="folder for the JSON files (default bench/results, --quick: bench/results/quick)")
     cli = parser.parse_args()
@@ -205,6 +231,8 @@ def main() -> None:
         checks += bench_shared_cpu(out, mode["shared_cpu"])
     if "schedule" in only:
         checks += bench_schedule(out, mode["schedule"])
+    if "bf16" in only:
+        checks += bench_bf16(out, mode["bf16"])
     machine["load_avg_at_end"] = os.getloadavg()
 
     print(f"\n{'benchmark':<78} {'value':>7} {'target':>7}  status")

@@ -35,3 +35,13 @@ def test_check_compares_against_the_target():
     assert run.check("x", 2.1, 2.0)["status"] == "pass"
     assert run.check("x", 1.9, 2.0)["status"] == "fail"
     assert run.cpu_flags()["flags"]  # read from /proc/cpuinfo on Linux
+
+
+def test_bf16_is_skipped_where_the_cpu_emulates_it(monkeypatch, tmp_path):
+    run = load_run()
+    flags = {f: False for f in ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")}
+    monkeypatch.setattr(run, "cpu_flags", lambda: {"model": "x", "flags": flags})
+    monkeypatch.setattr(run, "run", lambda *a, **k: (_ for _ in ()).throw(AssertionError("nothing should run")))
+    checks = run.bench_bf16(tmp_path, [])
+    assert [c["status"] for c in checks] == ["skipped", "skipped"]
+    assert all("emulated" in c["reason"] for c in checks)
