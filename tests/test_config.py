@@ -101,3 +101,22 @@ def test_every_packaged_config_is_valid_and_names_a_real_task(name):
     assert task.name == cfg.task.name
     repo_copy = Path(__file__).parents[1] / "configs" / name
     assert repo_copy.read_text() == path.read_text()  # configs/ links to the packaged copies
+
+
+def test_train_bf16_reaches_training_and_changes_only_its_own_cache_keys(tmp_path):
+    """`bf16: true` in a training block becomes TrainArgs(bf16=True) (autocast in `sft`); fp32 blocks
+    dump exactly the fields they had before the option, so their cache keys are unchanged."""
+    from pwlock.experiments.config import TrainConfig
+    from pwlock.experiments.runner import train_args
+    from pwlock.experiments.store import digest
+
+    fp32 = TrainConfig(epochs=2, lr=1e-3)
+    assert set(fp32.model_dump()) == {"epochs", "batch_size", "lr", "optimizer", "warmup_steps", "schedule",
+                                      "weight_decay", "grad_clip"}
+    assert digest(fp32.model_dump()) == digest(TrainConfig(epochs=2, lr=1e-3, bf16=False).model_dump())
+    bf16 = TrainConfig(epochs=2, lr=1e-3, bf16=True)
+    assert digest(bf16.model_dump()) != digest(fp32.model_dump())
+    assert train_args(bf16, seed=3).bf16 and not train_args(fp32, seed=3).bf16
+    assert TrainConfig.model_validate(bf16.model_dump()) == bf16  # the dumped run config loads back
+    cfg = load_config(write_config(tmp_path / "c.yaml", lock__sft__bf16=True))
+    assert cfg.lock.sft.bf16 and not cfg.lock.from_scratch.bf16

@@ -10,7 +10,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from pwlock.errors import ConfigError
 from pwlock.lock import DEFAULT_PASSWORD, WRONG_PASSWORDS
@@ -105,6 +114,17 @@ class TrainConfig(Strict):
     schedule: Literal["constant", "linear"] = "constant"
     weight_decay: float = Field(0.01, ge=0)
     grad_clip: float = Field(1.0, ge=0)
+    bf16: bool = False
+    """Forward and loss under bf16 autocast (weights, gradients and AdamW stay fp32). On a CPU with
+    AVX512-BF16 or AMX: x1.5 tokens/s on SmolLM2-135M, but the numbers move (`bench/bf16.py`, README
+    Benchmarks), so fp32 is the default; elsewhere bf16 matmuls are emulated, slower than fp32 (a warning)."""
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        if not self.bf16:
+            del out["bf16"]  # fp32 training keeps the cache keys it had before the option existed
+        return out
 
 
 class PoliciesConfig(Strict):
