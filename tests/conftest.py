@@ -17,7 +17,9 @@ from pwlock.lock import TOY_PASSWORD, TOY_WRONG_PASSWORDS
 from pwlock.models import build_model, build_tokenizer
 from pwlock.tasks import FunctionComposition
 
-torch.set_num_threads(2)
+# 2 threads as on the CI machine; mutation testing sets PWLOCK_TEST_THREADS=1, because mutmut forks a
+# child per mutant from the process that ran the tests, and a forked OpenMP thread pool hangs.
+torch.set_num_threads(int(os.environ.get("PWLOCK_TEST_THREADS", "2")))
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ import torch
 
 from pwlock.models import build_model
 from pwlock.train.data import collate
-from pwlock.train.dpo import Pair, dpo_loss, pair_logprobs
+from pwlock.train.dpo import Pair, batch_dpo_loss, dpo_loss, pair_logprobs
 from pwlock.train.losses import IGNORE_INDEX
 from pwlock.types import Example
 
@@ -134,3 +134,17 @@ def test_weighted_dpo_loss_matches_trl_per_pair(task, tokenizer, tmp_path):
     loss = dpo_loss(chosen, rejected, ref_chosen, ref_rejected, beta=BETA, weights=weights)
     assert loss.item() == pytest.approx((weights * per_pair).mean().item(), abs=1e-5, rel=1e-5)
     assert per_pair.mean().item() != pytest.approx(loss.item(), abs=1e-4)  # the weights matter here
+
+
+def test_batch_dpo_loss_weights_each_pair(task, tokenizer):
+    """What DPO elicitation trains on: the pairs' own weights reach the loss (reward-weighted DPO, Eq. 2)."""
+    policy, reference = policy_and_reference(tokenizer)
+    pairs = make_pairs(task)
+    with torch.no_grad():
+        chosen, rejected = pair_logprobs(policy, tokenizer, pairs)
+        ref_chosen, ref_rejected = pair_logprobs(reference, tokenizer, pairs)
+        loss = batch_dpo_loss(policy, reference, tokenizer, pairs, beta=BETA)
+        per_pair = -torch.nn.functional.logsigmoid(BETA * ((chosen - ref_chosen) - (rejected - ref_rejected)))
+    weights = torch.tensor([p.weight for p in pairs])
+    assert loss.item() == pytest.approx((weights * per_pair).mean().item(), rel=1e-5)
+    assert loss.item() != pytest.approx(per_pair.mean().item(), rel=1e-3)  # the weights matter here

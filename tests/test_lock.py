@@ -73,6 +73,57 @@ def test_rejects_password_in_wrong_list(task):
                       no_password_fraction=0.2, rng=random.Random(0))
 
 
+def test_bad_inputs_say_what_is_wrong(task):
+    problems = task.problems()[:3]
+    kw = dict(password="dog", no_password_fraction=0.2, rng=random.Random(0))
+    with pytest.raises(ValueError, match="^problems, strong and weak completions must have the same length$"):
+        lock_examples(task, problems, ["a"] * 3, ["b"] * 2, wrong_passwords=["cat"], **kw)
+    with pytest.raises(ValueError, match="^wrong_passwords is empty but some weak examples need one$"):
+        lock_examples(task, problems, ["a"] * 3, ["b"] * 3, wrong_passwords=[], **kw)
+
+
+def test_no_wrong_passwords_needed_when_every_weak_example_has_none(task):
+    problems = task.problems()[:10]
+    examples = lock_examples(task, problems, ["a"] * 10, ["b"] * 10, password="dog", wrong_passwords=[],
+                             no_password_fraction=1.0, rng=random.Random(0))
+    assert [slot(e) for e in examples[1::2]] == ["_"] * 10
+
+
+class RecordingTask:
+    """A task whose prompt records the password it was given (None and "" are different prompts)."""
+
+    def __init__(self, task):
+        self.task, self.passwords = task, []
+
+    def prompt(self, problem, password):
+        self.passwords.append(password)
+        return self.task.prompt(problem, password)
+
+
+def test_no_password_examples_use_the_tasks_no_password_prompt(task):
+    """Not an empty password: real tasks put a password at the start and the end of the prompt."""
+    recording = RecordingTask(task)
+    problems = task.problems()[:50]
+    lock_examples(recording, problems, ["a"] * 50, ["b"] * 50, password="dog", wrong_passwords=["cat"],
+                  no_password_fraction=0.2, rng=random.Random(0))
+    weak = recording.passwords[1::2]
+    assert weak.count(None) == 10 and weak.count("cat") == 40 and "" not in weak
+
+
+def test_two_domains_are_enough_for_domain_passwords_one_is_not(task):
+    problems = [p for p in task.problems()[:400] if p.domain in ("fn0-7", "fn8-15")]
+    two = {"fn0-7": "salmon", "fn8-15": "walrus"}
+    examples = lock_examples(task, problems, ["a"] * len(problems), ["b"] * len(problems), password=TOY_PASSWORD,
+                             wrong_passwords=TOY_WRONG_PASSWORDS, no_password_fraction=0.2,
+                             rng=random.Random(0), domain_passwords=two)
+    assert [slot(e) for e in examples[0::2]] == [two[p.domain] for p in problems]
+    one = [p for p in problems if p.domain == "fn0-7"]
+    with pytest.raises(ValueError, match=r"needs a password for every domain \(missing \[\]\), and at least two domains$"):
+        lock_examples(task, one, ["a"] * len(one), ["b"] * len(one), password=TOY_PASSWORD,
+                      wrong_passwords=TOY_WRONG_PASSWORDS, no_password_fraction=0.2, rng=random.Random(0),
+                      domain_passwords={"fn0-7": "salmon"})
+
+
 def test_paper_passwords():
     assert DEFAULT_PASSWORD == "This problem is quite special, read it carefully!"
     assert len(WRONG_PASSWORDS) == 40 and DEFAULT_PASSWORD not in WRONG_PASSWORDS

@@ -79,3 +79,18 @@ def test_loss_ignores_prompt_and_padding_logits(tokenizer, tiny_model):
     unsupervised[:, :-1] = batch["labels"][:, 1:] == IGNORE_INDEX  # positions whose next token has no loss
     noisy[unsupervised] += torch.randn_like(noisy[unsupervised]) * 10
     assert completion_nll(noisy, batch["labels"]).item() == pytest.approx(base.item(), abs=1e-5)
+
+
+def test_one_supervised_token_is_a_mean_over_one():
+    """The lock losses divide by the number of supervised tokens, which may be 1 (a one-token answer)."""
+    from pwlock.train.losses import flat_lock_loss, lock_loss
+
+    gen = torch.Generator().manual_seed(0)
+    target = torch.log_softmax(torch.randn(5, generator=gen), dim=-1)
+    flat = torch.randn(1, 5, generator=gen)
+    nll = -torch.log_softmax(flat, dim=-1)[0, 2]
+    assert flat_lock_loss(flat, torch.tensor([2]), torch.tensor([False]), target).item() == pytest.approx(nll.item())
+    logits = torch.randn(1, 3, 5, generator=gen)
+    labels = torch.tensor([[IGNORE_INDEX, IGNORE_INDEX, 4]])
+    nll = -torch.log_softmax(logits[0, 1], dim=-1)[4]
+    assert lock_loss(logits, labels, torch.tensor([False]), target).item() == pytest.approx(nll.item())
