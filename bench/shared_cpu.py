@@ -73,9 +73,14 @@ def busy() -> None:
 
 
 def measure(threads: int, policy: str | None, beside: bool, seconds: float) -> float:
+    """`policy`: None (OpenMP's default), "PASSIVE", or "SPIN=<n>" (default policy, GOMP_SPINCOUNT=n:
+    libgomp spins n times before an idle thread sleeps; its default is 300,000, PASSIVE is 0)."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     env.pop("OMP_WAIT_POLICY", None)
-    if policy:
+    env.pop("GOMP_SPINCOUNT", None)
+    if policy and policy.startswith("SPIN="):
+        env["GOMP_SPINCOUNT"] = policy.removeprefix("SPIN=")
+    elif policy:
         env["OMP_WAIT_POLICY"] = policy
     hog = subprocess.Popen([sys.executable, __file__, "--busy"]) if beside else None
     try:
@@ -93,6 +98,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0, help="timed seconds per measurement")
     parser.add_argument("--repeats", type=int, default=2, help="interleaved repeats; the median is kept")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "shared_cpu.json")
+    parser.add_argument("--spincounts", type=int, nargs="*", default=[],
+                        help="also measure 2 threads with OpenMP's default policy and GOMP_SPINCOUNT=N (libgomp)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--busy", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -104,6 +111,7 @@ def main() -> None:
     import statistics
 
     conditions = [(t, p) for t in (2, 1) for p in (None, "PASSIVE")]
+    conditions += [(2, f"SPIN={n}") for n in args.spincounts]
     rates: dict[str, list[float]] = {}
     for _ in range(args.repeats):
         for threads, policy in conditions:
