@@ -39,7 +39,7 @@ from pathlib import Path
 
 import torch
 import transformers
-from common import git_sha  # bench/common.py
+from common import git_sha, matmul_peak  # bench/common.py
 from run import cpu_flags  # bench/run.py
 
 from pwlock.evaluate import evaluate
@@ -51,17 +51,6 @@ from pwlock.types import Example
 
 MODEL = "packaged:smollm2-135m-instruct"
 OUT = Path(__file__).parent / "results" / "bf16.json"
-
-
-def matmul_peak(n: int, reps: int, dtype: torch.dtype) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    torch.matmul(a, b)  # warm-up
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        torch.matmul(a, b)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best
 
 
 def autocast(on: bool):

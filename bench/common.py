@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import subprocess
+import time
+
+import torch
 
 
 def git_sha() -> str:
@@ -13,3 +16,15 @@ def git_sha() -> str:
         return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def matmul_peak(n: int, reps: int, dtype: torch.dtype = torch.float32) -> float:
+    """Best FLOP/s of an n x n matmul (2 n^3 flops) in `dtype` over `reps` timed runs."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    torch.matmul(a, b)  # warm-up
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        torch.matmul(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best

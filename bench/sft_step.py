@@ -42,7 +42,7 @@ import datasets
 import torch
 import transformers
 import trl
-from common import git_sha  # bench/common.py
+from common import git_sha, matmul_peak  # bench/common.py
 from transformers import TrainerCallback
 
 from pwlock.models.pretrained import load_model
@@ -175,18 +175,6 @@ def check_same_batches(trainer: trl.SFTTrainer, ours: OurStep, n_steps: int, bat
         for key in ("input_ids", "attention_mask", "labels"):
             assert torch.equal(mine[key], theirs[key]), f"step {k}: {key} differ between ours and TRL"
         assert ((mine["labels"] != IGNORE_INDEX).sum(1) > 1).all()  # every completion has tokens besides EOS
-
-
-def matmul_peak(n: int, reps: int) -> float:
-    """Best fp32 FLOP/s of an n x n matmul (2 n^3 flops) over `reps` timed runs."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.matmul(a, b)  # warm-up
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        torch.matmul(a, b)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best
 
 
 def parse_args() -> argparse.Namespace:
