@@ -121,3 +121,20 @@ def test_epochs_are_picked_by_the_lock_first_mean():
                     + [(0, 128, s, 0.35) for s in range(3)] + [(1, 128, 0, 0.35)])
     [r] = select_epochs(pd.DataFrame(rows).assign(lock="sft")).itertuples()
     assert r.epochs == 64 and r.mean == pytest.approx(0.5) and r.locks == 2
+
+
+def test_sem_of_one_value_is_zero_and_of_two_is_half_their_distance():
+    from pwlock.report.summary import sem
+
+    assert sem([0.5]) == 0.0  # a single lock: no spread to report, not NaN
+    assert sem([0.2, 0.4]) == pytest.approx(0.1)  # std (ddof 1) 0.1414 / sqrt(2)
+
+
+def test_gap_recovered_is_nan_without_a_gap():
+    from pwlock.report.summary import gap_recovered
+
+    summary = {"locked": {"sft": {"with_password": 0.9, "without_password": 0.2},
+                          "flat": {"with_password": 0.3, "without_password": 0.3}}}
+    assert gap_recovered(summary, "sft", 0.55) == pytest.approx(0.5)
+    assert math.isnan(gap_recovered(summary, "flat", 0.5))  # no gap to recover: NaN, not a division error
+    assert math.isnan(gap_recovered(summary, "missing", 0.5))
