@@ -39,8 +39,7 @@ from pathlib import Path
 
 import torch
 import transformers
-from common import git_sha, matmul_peak  # bench/common.py
-from run import cpu_flags  # bench/run.py
+from common import cpu_flags, git_sha, matmul_peak  # bench/common.py
 
 from pwlock.evaluate import evaluate
 from pwlock.models.pretrained import load_model
@@ -182,9 +181,10 @@ def main() -> None:
     }
     cli.out.parent.mkdir(parents=True, exist_ok=True)
     cli.out.write_text(json.dumps(result, indent=1) + "\n")
+    diff = training["loss_relative_difference"]
     print(f"training tokens/s bf16 / fp32: x{training['speedup_bf16_over_fp32']:.2f} (median step ratio "
-          f"x{training['median_step_ratio']:.2f}); loss relative difference max {max(rel):.4f}, "
-          f"mean {sum(rel) / len(rel):.4f}; mean loss of the last 10 steps "
+          f"x{training['median_step_ratio']:.2f}); loss relative difference max {diff['max']:.4f}, "
+          f"mean {diff['mean']:.4f}; mean loss of the last 10 steps "
           + ", ".join(f"{k} {v:.4f}" for k, v in tail.items()))
     print(f"generation bf16 / fp32: x{generation['speedup_bf16_over_fp32']:.2f}; identical completions "
           + ", ".join(f"{k}: {v:.3f}" for k, v in generation["identical_completions_vs_fp32_fp32"].items()))

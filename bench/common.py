@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import platform
 import subprocess
 import time
+from pathlib import Path
 
 import torch
 
@@ -28,3 +30,15 @@ def matmul_peak(n: int, reps: int, dtype: torch.dtype = torch.float32) -> float:
         torch.matmul(a, b)
         best = min(best, time.perf_counter() - t0)
     return 2 * n**3 / best
+
+
+def cpu_flags() -> dict:
+    """The CPU's model name and the flags that decide fp32 / bf16 matmul speed (Linux)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {"model": platform.processor(), "flags": "unknown"}
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "")
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    wanted = ["avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile"]
+    return {"model": model, "flags": {f: f in flags for f in wanted}}

@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 import torch
+from common import cpu_flags, git_sha  # bench/common.py
 
 HERE = Path(__file__).parent
 PY = sys.executable
@@ -58,18 +59,6 @@ QUICK = {
     "schedule": ["--seconds", "2", "--repeats", "1"],
     "bf16": ["--examples", "32", "--eval", "16", "--matmul-reps", "2"],
 }
-
-
-def cpu_flags() -> dict:
-    """The CPU's model name and the flags that decide fp32 / bf16 matmul speed (Linux)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return {"model": platform.processor(), "flags": "unknown"}
-    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "")
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    wanted = ["avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile"]
-    return {"model": model, "flags": {f: f in flags for f in wanted}}
 
 
 def run(script: str, args: list[str]) -> tuple[float, str]:
@@ -176,9 +165,10 @@ def bench_schedule(out: Path, args: list[str]) -> list[dict]:
 
 
 def bench_bf16(out: Path, args: list[str]) -> list[dict]:
+    from pwlock.train.sft import bf16_supported  # here: transformers need not load for the other benchmarks
+
     names = ("bf16 autocast / fp32, SmolLM2 training tokens/s", "bf16 autocast / fp32, SmolLM2 greedy generation")
-    flags = cpu_flags()["flags"]
-    if not isinstance(flags, dict) or not (flags["avx512_bf16"] or flags["amx_bf16"]):
+    if not bf16_supported("cpu"):
         why = "no AVX512-BF16 or AMX: bf16 matmuls are emulated here, slower than fp32 (fp32 stays the default)"
         return [check(name, None, 1.0, skipped=why) for name in names]
     seconds, text = run("bf16.py", [*args, "--out", str(out / "bf16.json")])
@@ -244,9 +234,6 @@ def main() -> None:
     print(f"{sum(c['status'] == 'pass' for c in checks)} pass, {sum(c['status'] == 'fail' for c in checks)} fail, "
           f"{sum(c['status'] == 'skipped' for c in checks)} skipped in {total:.0f} s; "
           f"load average {machine['load_avg_at_start'][0]:.2f} -> {machine['load_avg_at_end'][0]:.2f}")
-    sys.path.insert(0, str(HERE))
-    from common import git_sha  # bench/common.py
-
     summary = {"benchmark": "run", "mode": "quick" if cli.quick else "full", "pwlock_git": git_sha(),
                "seconds": total, "machine": machine, "checks": checks}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
