@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -89,3 +90,93 @@ def test_summarize_rl_section_per_lock_and_method():
     ei = s["rl"]["sft-identity16"]["expert_iteration"]
     assert ei["samples"] == 640 and ei["mean"] == pytest.approx(0.7) and ei["seeds"] == 2
     assert ei["gap_recovered"] == pytest.approx(0.625)  # (0.7 - 0.2) / (1.0 - 0.2)
+
+
+def test_resampled_curve_draws_the_same_locks_at_every_k():
+    from pwlock.report.summary import resampled_curve
+    # lock i scores i at every k with a single run: a replicate's curve is flat only if every k
+    # got the same draw of locks (drawing locks anew per k would tilt it)
+    runs = {k: [np.array([float(i)]) for i in range(5)] for k in (4, 16, 64)}
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        curve = resampled_curve(runs, rng)
+        assert list(curve["k"]) == [4, 16, 64]
+        assert curve["mean"].nunique() == 1 and 0 <= curve["mean"].iloc[0] <= 4
+    # a lock's runs are drawn with replacement: runs {0, 1} give means 0, 0.5 or 1, and all three occur
+    means = {resampled_curve({4: [np.array([0.0, 1.0])]}, rng)["mean"].iloc[0] for _ in range(200)}
+    assert means == {0.0, 0.5, 1.0}
+    # a lock without runs at some k is skipped there, not counted as 0; where no drawn lock has runs
+    # the k is left out of the replicate (no NaN point for demos_ratio to misread)
+    partial = {4: [np.array([0.6]), np.array([])], 16: [np.array([0.7]), np.array([0.8])]}
+    replicates = [resampled_curve(partial, rng) for _ in range(50)]
+    assert {tuple(c["k"]) for c in replicates} == {(4, 16), (16,)}
+    assert {c["mean"].iloc[0] for c in replicates if len(c) == 2} == {0.6}
+    assert not any(c["mean"].isna().any() for c in replicates)
+
+
+def demo_results(curves, jitter=0.0):
+    """A demo-like results table: per lock method, its no-password and with-password rows and SFT
+    rows (2 lock seeds x 2 elicitation seeds) at the best epoch count (curve value, lock seed s
+    shifted by +-jitter), a worse epoch count, a second demo source and a one-domain block, the last
+    three of which the demos ratio must ignore."""
+    rows = [dict(policy="strong", lock_method=None, elicitation=None, with_password=False, correctness=1.0)]
+    for method, curve in curves.items():
+        for lock_seed, shift in ((0, jitter), (1, -jitter)):
+            rows += [dict(policy="locked", lock_method=method, lock_seed=lock_seed, elicitation=None, with_password=pw,
+                          correctness=c) for pw, c in ((True, 0.95), (False, 0.2))]
+            for k, c in curve.items():
+                for seed in (0, 1):
+                    base = dict(policy="elicited", lock_method=method, lock_seed=lock_seed, elicitation="sft",
+                                with_password=False, k=k, seed=seed)
+                    rows += [{**base, "demo_source": "strong", "epochs": 2, "correctness": c + shift},
+                             {**base, "demo_source": "strong", "epochs": 1, "correctness": c / 2},
+                             {**base, "demo_source": "weak", "epochs": 2, "correctness": 0.21},
+                             {**base, "demo_source": "strong", "epochs": 3, "demo_domain": "A", "correctness": 0.99}]
+    return pd.DataFrame(rows).assign(setting="demo")
+
+
+SFT_CURVE = {4: 0.3, 16: 0.5, 64: 0.7, 256: 0.9}
+SCRATCH_CURVE = {16: 0.3, 64: 0.5, 256: 0.7, 1024: 0.9}  # the same curve, 4x the demonstrations
+
+
+def test_from_scratch_vs_sft_demos_ratio_reads_only_the_chosen_runs_of_the_main_source():
+    ratio = summarize(demo_results({"sft": SFT_CURVE, "from_scratch": SCRATCH_CURVE}))["from_scratch_vs_sft_demos"]
+    assert [p["ratio"] for p in ratio["points"]] == pytest.approx([4.0] * 4) and ratio["excluded"] == []
+    assert ratio["median_ratio"] == pytest.approx(4.0)
+    # identical locks and runs: every bootstrap replicate reads the same curves, so the CI is a point;
+    # a worse epoch count, the weak source or the one-domain block leaking in would move it
+    assert ratio["median_ratio_ci95"] == pytest.approx([4.0, 4.0])
+    assert ratio["bootstrap_replicates_with_points"] == "500/500"
+
+
+def test_from_scratch_vs_sft_demos_ratio_ci_widens_with_lock_spread():
+    ratio = summarize(demo_results({"sft": SFT_CURVE, "from_scratch": SCRATCH_CURVE}, jitter=0.05)
+                      )["from_scratch_vs_sft_demos"]
+    assert ratio["median_ratio"] == pytest.approx(4.0)  # lock means are unchanged by a symmetric spread
+    low, high = ratio["median_ratio_ci95"]
+    assert low < 3.5 and high > 4.5, (low, high)
+
+
+def test_demos_ratio_floor_is_the_higher_no_password_correctness():
+    # from-scratch points at or below the locks' no-password correctness (0.2) carry no ratio
+    low_curve = {16: 0.15, 64: 0.5, 256: 0.7, 1024: 0.9}
+    ratio = summarize(demo_results({"sft": SFT_CURVE, "from_scratch": low_curve}))["from_scratch_vs_sft_demos"]
+    assert [e["k"] for e in ratio["excluded"]] == [16]
+    assert ratio["excluded"][0]["why"] == "at or below the locks' no-password correctness"
+    assert [p["k"] for p in ratio["points"]] == [64, 256, 1024]
+
+
+def test_all_domains_fraction_by_hand():
+    from pwlock.report.summary import all_domains_fraction
+    locked = {"A": {"with_password": 0.9, "without_password": 0.1},
+              "B": {"with_password": 0.7, "without_password": 0.3}}
+    entry = {"locked_by_domain": locked, "by_demo_domain": {"all": {"4": {"domain_mean": {"mean": 0.5}}}}}
+    # base 0.2, gap 0.8 - 0.2 = 0.6: (0.5 - 0.2) / 0.6
+    assert all_domains_fraction(entry, "4") == pytest.approx(0.5)
+    assert all_domains_fraction(entry, "16") is None  # no block at that k
+    assert all_domains_fraction({**entry, "by_demo_domain": {}}, "4") is None  # no demos from all domains
+    no_gap = {"A": {"with_password": 0.3, "without_password": 0.3}}
+    assert all_domains_fraction({**entry, "locked_by_domain": no_gap}, "4") is None
+    one_sided = {**locked, "C": {"without_password": 0.3}}  # a domain measured without password only
+    assert all_domains_fraction({**entry, "locked_by_domain": one_sided}, "4") is None
+    assert all_domains_fraction({**entry, "locked_by_domain": {}}, "4") is None

@@ -255,12 +255,16 @@ def demos_ratio(curve_a: pd.DataFrame, curve_b: pd.DataFrame,
 def resampled_curve(runs: dict[int, list[np.ndarray]], rng: np.random.Generator) -> pd.DataFrame:
     """One two-level bootstrap replicate of a curve given, per k, each lock's run values (locks in
     the same order for every k): the same locks drawn with replacement for every k, then each drawn
-    lock's runs at that k drawn with replacement. Columns k, mean."""
+    lock's runs at that k drawn with replacement. Columns k, mean; a k where no drawn lock has runs
+    (an interrupted run) is left out rather than given a NaN mean."""
     n_locks = len(next(iter(runs.values())))
     drawn = rng.integers(0, n_locks, n_locks)
-    means = [np.mean([rng.choice(per_lock[i], len(per_lock[i])).mean() for i in drawn if len(per_lock[i])])
-             for per_lock in runs.values()]
-    return pd.DataFrame({"k": list(runs), "mean": means})
+    curve = {}
+    for k, per_lock in runs.items():
+        means = [rng.choice(per_lock[i], len(per_lock[i])).mean() for i in drawn if len(per_lock[i])]
+        if means:
+            curve[k] = float(np.mean(means))
+    return pd.DataFrame({"k": list(curve), "mean": list(curve.values())}, columns=["k", "mean"])
 
 
 def demos_ratio_summary(sft: pd.DataFrame, chosen: pd.DataFrame, a: str, b: str, floor: float) -> dict[str, Any]:
