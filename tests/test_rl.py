@@ -186,3 +186,63 @@ def test_dpo_samples_from_the_reference_which_iterated_dpo_renews_each_round(tas
     assert samplers == ([copies[0], copies[1], copies[2]] if iterated else [copies[0]] * 3)
     assert trained == [12, 12] * 3  # both halves of every epoch's samples were scored
     assert any(not torch.equal(a, b) for a, b in zip(before, tiny_model.parameters()))  # pairs were trained on
+
+
+def recording(monkeypatch, module, function):
+    """Replace `module.function` by a recorder of its arguments (the plug-ins' plumbing, no training)."""
+    calls = []
+    monkeypatch.setattr(module, function, lambda *a, **kw: calls.append((a, kw)) or [])
+    return calls
+
+
+def reward_budget(n_prompts, samples):
+    from pwlock.elicit.api import Reward
+    return Reward([f"p{i}" for i in range(n_prompts)], samples=samples, score=lambda p, c: [0.0] * len(p))
+
+
+def test_iterated_dpo_plugin_spends_whole_rounds_of_its_budget(monkeypatch):
+    from pwlock.elicit import dpo as dpo_module
+    from pwlock.elicit.api import Context
+    from pwlock.errors import MethodError
+    calls = recording(monkeypatch, dpo_module, "dpo")
+    context = Context(task="t", max_new_tokens=7, batch_size=11, generate=lambda *a, **kw: [])
+    budget = reward_budget(1000, 2 * 320 * 3 + 639)  # 3 whole rounds of 2 x 320 samples and a part
+    out = dpo_module.IteratedDPO()("model", "tokenizer", context, budget, 5)
+    [(args, kw)] = calls
+    assert out.model == "model" and args[:3] == ("model", "tokenizer", str)
+    prompts = args[3]
+    assert len(prompts) == 320 and len(set(prompts)) == 320 and set(prompts) <= set(budget.prompts)
+    assert prompts == random.Random(5).sample(budget.prompts, 320)  # seeded: the same for a seed
+    assert kw["epochs"] == 3 and kw["iterated"] is True and kw["beta"] == 0.1 and kw["seed"] == 5
+    assert (kw["args"].lr, kw["args"].batch_size, kw["args"].epochs, kw["args"].seed) == (1.5e-4, 32, 1, 5)
+    assert kw["rewards"] == budget.reward and kw["temperature"] == 1.0 and kw["evaluate"] is None
+    assert (kw["max_new_tokens"], kw["gen_batch_size"], kw["generator"]) == (7, 11, context.generate)
+    # fewer prompts than 320: rounds of 2 x all of them
+    dpo_module.IteratedDPO()("model", "tokenizer", context, reward_budget(100, 2 * 100 * 2), 0)
+    assert len(calls[1][0][3]) == 100 and calls[1][1]["epochs"] == 2
+    with pytest.raises(MethodError, match=r"iterated_dpo: a round takes 2 x 100 samples; the budget has 199"):
+        dpo_module.IteratedDPO()("model", "tokenizer", context, reward_budget(100, 199), 0)
+    assert len(calls) == 2
+
+
+def test_expert_iteration_plugin_spends_whole_rounds_of_its_budget(monkeypatch):
+    from pwlock.elicit.api import Context
+    from pwlock.errors import MethodError
+    calls = recording(monkeypatch, ei, "expert_iteration")
+    generated = []
+    context = Context(task="t", max_new_tokens=7, batch_size=11,
+                      generate=lambda model, tok, prompts, **kw: generated.append(kw) or ["c"] * len(prompts))
+    budget = reward_budget(2000, 640 * 2 + 639)  # 2 whole rounds of 10n = 640 samples and a part
+    out = ei.ExpertIteration()("model", "tokenizer", context, budget, 3)
+    [(args, kw)] = calls
+    assert out.model == "model" and args == ("model", "tokenizer", str, budget.prompts)
+    assert kw["rounds"] == 2 and kw["n"] == 64 and kw["eval_every"] == 2 and kw["evaluate"] is None
+    assert kw["rewards"] == budget.reward and kw["seed"] == 3
+    assert (kw["args"].lr, kw["args"].batch_size, kw["args"].epochs, kw["args"].seed) == (3e-4, 32, 1, 3)
+    # candidates: own samples at temperature 1 with the evaluation's length and batch, a fresh seed per round
+    assert kw["candidates"](["a", "b"], 0) == ["c", "c"] and kw["candidates"](["a"], 1) == ["c"]
+    assert [g["temperature"] for g in generated] == [1.0, 1.0]
+    assert [(g["max_new_tokens"], g["batch_size"]) for g in generated] == [(7, 11)] * 2
+    assert generated[0]["seed"] != generated[1]["seed"] and generated[1]["desc"] == "sample 2"
+    with pytest.raises(MethodError, match=r"expert_iteration: a round takes 10n=640 samples; the budget has 639"):
+        ei.ExpertIteration()("model", "tokenizer", context, reward_budget(2000, 639), 0)
