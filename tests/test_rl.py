@@ -246,3 +246,19 @@ def test_expert_iteration_plugin_spends_whole_rounds_of_its_budget(monkeypatch):
     assert generated[0]["seed"] != generated[1]["seed"] and generated[1]["desc"] == "sample 2"
     with pytest.raises(MethodError, match=r"expert_iteration: a round takes 10n=640 samples; the budget has 639"):
         ei.ExpertIteration()("model", "tokenizer", context, reward_budget(2000, 639), 0)
+
+
+def test_sft_plugin_trains_the_middle_epoch_count_and_counts_its_tokens(monkeypatch, tokenizer):
+    from pwlock.elicit import sft as sft_module
+    from pwlock.elicit.api import Context, Demos
+    from pwlock.train.data import n_tokens
+    calls = recording(monkeypatch, sft_module, "sft")
+    context = Context(task="t", max_new_tokens=7, batch_size=11)
+    for k, epochs, batch in ((4, 128, 4), (16, 32, 16), (64, 8, 32), (256, 2, 32)):
+        demos = [Example(f"_ | {i % 10} |", f"{i % 10}") for i in range(k)]
+        out = sft_module.SFT()("model", tokenizer, context, Demos([], examples=demos), 9)
+        args, kw = calls[-1]
+        assert args[0] == "model" and args[2](0) == demos and args[2](3) == demos  # the same K every epoch
+        train = args[3]
+        assert (train.epochs, train.batch_size, train.lr, train.seed) == (epochs, batch, 3e-4, 9), k
+        assert out.model == "model" and out.train_tokens == epochs * n_tokens(tokenizer, demos) > 0
