@@ -46,8 +46,10 @@ def test_pair_logprobs_sum_completion_tokens_only(tokenizer, tiny_model):
 
 def test_make_pairs_drops_ties_and_orders_by_reward():
     pairs = make_pairs(["p0", "p1", "p2", "p3"], ["a0", "a1", "a2", "a3"], ["b0", "b1", "b2", "b3"],
-                       [1.0, 0.0, 0.5, 0.25], [0.0, 1.0, 0.5, 0.75])
-    assert pairs == [Pair("p0", "a0", "b0", 1.0), Pair("p1", "b1", "a1", 1.0), Pair("p3", "b3", "a3", 0.5)]
+                       [0.9, 0.0, 0.5, 0.25], [0.2, 1.0, 0.5, 0.75])
+    # each pair weighs the reward gap R(y+) - R(y-) (Eq. 2), whichever sample won
+    assert pairs == [Pair("p0", "a0", "b0", pytest.approx(0.7)), Pair("p1", "b1", "a1", 1.0),
+                     Pair("p3", "b3", "a3", 0.5)]
 
 
 def test_best_n_keeps_the_top_and_breaks_ties_at_random():
@@ -154,11 +156,18 @@ def test_dpo_samples_from_the_reference_which_iterated_dpo_renews_each_round(tas
         trained.append(len(completions))
         return [float(len(trained) % 2)] * len(completions)
 
-    real_loss, references = dpo_module.batch_dpo_loss, []
+    real_loss, references, batches = dpo_module.batch_dpo_loss, [], []
 
     def recording_loss(model, reference, *args, **kwargs):
         references.append(reference)
+        batches.append([pair.prompt for pair in args[1]])
         return real_loss(model, reference, *args, **kwargs)
+
+    real_clip, clips = dpo_module.accel.clip, []
+
+    def recording_clip(model, max_norm):
+        clips.append(max_norm)
+        return real_clip(model, max_norm)
 
     snapshots = []  # the model's weights at the start, then after each epoch (round)
 
@@ -168,6 +177,7 @@ def test_dpo_samples_from_the_reference_which_iterated_dpo_renews_each_round(tas
 
     monkeypatch.setattr(dpo_module, "frozen_copy", counting_copy)
     monkeypatch.setattr(dpo_module, "batch_dpo_loss", recording_loss)
+    monkeypatch.setattr(dpo_module.accel, "clip", recording_clip)
     before = [p.detach().clone() for p in tiny_model.parameters()]
     trace = dpo_module.dpo(tiny_model, tokenizer, lambda p: task.prompt(p, None), problems, epochs=3, iterated=iterated, beta=0.1,
                            args=TrainArgs(epochs=1, batch_size=4, lr=1e-3), rewards=rewards, max_new_tokens=6,
@@ -185,6 +195,10 @@ def test_dpo_samples_from_the_reference_which_iterated_dpo_renews_each_round(tas
     assert len(copies) == (3 if iterated else 1)
     assert samplers == ([copies[0], copies[1], copies[2]] if iterated else [copies[0]] * 3)
     assert trained == [12, 12] * 3  # both halves of every epoch's samples were scored
+    # every epoch trains on each of its 12 pairs once, in batches of 4, each step clipped at grad_clip 1.0
+    prompts = sorted(task.prompt(p, None) for p in problems)
+    assert [len(b) for b in batches] == [4] * 9 and clips == [1.0] * 9
+    assert all(sorted(sum(batches[3 * e : 3 * e + 3], [])) == prompts for e in range(3))
     assert any(not torch.equal(a, b) for a, b in zip(before, tiny_model.parameters()))  # pairs were trained on
 
 
@@ -262,3 +276,101 @@ def test_sft_plugin_trains_the_middle_epoch_count_and_counts_its_tokens(monkeypa
         train = args[3]
         assert (train.epochs, train.batch_size, train.lr, train.seed) == (epochs, batch, 3e-4, 9), k
         assert out.model == "model" and out.train_tokens == epochs * n_tokens(tokenizer, demos) > 0
+
+
+def test_dpo_without_evaluation_trains_and_samples_reproducibly(task, tokenizer, monkeypatch):
+    from pwlock.elicit import dpo as dpo_module
+    from pwlock.models import build_model
+
+    problems = task.problems()[:8]
+    seeds = []
+
+    def sampler(model, tokenizer, prompts, **kw):
+        seeds.append(kw["seed"])
+        return [f"{i % 3}" for i in range(len(prompts))]  # a's and b's differ: every problem makes a pair
+
+    def run(seed):
+        model = build_model(tokenizer, hidden_size=32, layers=2, heads=2, seed=0)
+        trace = dpo_module.dpo(model, tokenizer, lambda p: task.prompt(p, None), problems, epochs=2, iterated=False,
+                               beta=0.1, args=TrainArgs(epochs=1, batch_size=4, lr=1e-3),
+                               rewards=lambda ps, cs: [float(c == "0") for c in cs], max_new_tokens=4,
+                               temperature=1.0, gen_batch_size=16, evaluate=None, seed=seed, generator=sampler)
+        return trace, [p.detach().clone() for p in model.parameters()]
+
+    (trace, first), (_, again) = run(3), run(3)
+    assert trace == []  # no evaluation asked: none made
+    assert all(torch.equal(a, b) for a, b in zip(first, again))  # same seed, same model
+    assert seeds[:2] == seeds[2:] and seeds[0] != seeds[1]  # a fresh, seeded draw each epoch
+    run(4)
+    assert seeds[4:] != seeds[:2]
+
+
+def test_plugins_run_a_single_round_when_the_budget_holds_exactly_one(monkeypatch):
+    from pwlock.elicit import dpo as dpo_module
+    from pwlock.elicit.api import Context
+    dpo_calls = recording(monkeypatch, dpo_module, "dpo")
+    ei_calls = recording(monkeypatch, ei, "expert_iteration")
+    context = Context(task="t", max_new_tokens=4, batch_size=8, generate=lambda *a, **kw: [])
+    dpo_module.IteratedDPO()("model", "tokenizer", context, reward_budget(320, 640), 0)
+    ei.ExpertIteration()("model", "tokenizer", context, reward_budget(640, 640), 0)
+    assert dpo_calls[0][1]["epochs"] == 1 and ei_calls[0][1]["rounds"] == 1
+
+
+def test_sft_then_rl_runs_both_stages_on_exactly_one_round(monkeypatch):
+    from pwlock.elicit import sft_then_rl
+    from pwlock.elicit.api import Context, DemosAndReward, Elicited
+    stages = []
+
+    class First:
+        def __call__(self, model, tokenizer, context, budget, seed):
+            stages.append(("sft", model, seed))
+            return Elicited("tuned", train_tokens=17)
+
+    class Then:
+        n = 64
+
+        def __call__(self, model, tokenizer, context, budget, seed):
+            stages.append(("rl", model, seed))
+            return Elicited(model)
+
+    monkeypatch.setattr(sft_then_rl.SFTThenRL, "first", First)
+    monkeypatch.setattr(sft_then_rl.SFTThenRL, "then", Then)
+    budget = DemosAndReward(["p"], samples=640, score=lambda p, c: [0.0] * len(p))
+    out = sft_then_rl.SFTThenRL()("model", "tokenizer", Context(task="t", max_new_tokens=4, batch_size=8), budget, 2)
+    assert stages == [("sft", "model", 2), ("rl", "tuned", 2)]  # RL starts from the fine-tuned model
+    assert out.model == "tuned" and out.train_tokens == 17
+
+
+def test_expert_iteration_needs_10n_problems_and_seeds_its_candidates(monkeypatch):
+    from pwlock.elicit.api import Context
+    with pytest.raises(ValueError, match=r"expert iteration needs 10n=40 problems, the elicitation split has 39"):
+        ei.expert_iteration(None, None, str, list(range(39)), rounds=1, n=4, candidates=None, rewards=None,
+                            args=None, evaluate=None, eval_every=1, seed=0)
+    calls = recording(monkeypatch, ei, "expert_iteration")
+    seeds = []
+    context = Context(task="t", max_new_tokens=4, batch_size=8,
+                      generate=lambda m, t, prompts, **kw: seeds.append(kw["seed"]) or [""] * len(prompts))
+    for seed in (5, 5, 6):
+        ei.ExpertIteration()("model", "tokenizer", context, reward_budget(640, 640), seed)
+        calls[-1][1]["candidates"](["p"], 0)
+    assert seeds[0] == seeds[1] != seeds[2]  # the candidates' sampling seed follows the method's seed
+
+
+def test_pick_demos_draws_k_of_the_pool_reproducibly(task):
+    from pwlock.elicit.sft import pick_demos
+    pool = task.problems()[:20]
+    strong = task.policies()["strong"]
+    complete = lambda ps: [strong(p) for p in ps]  # noqa: E731
+    all_of_them = pick_demos(task, pool, 20, 0, complete)  # k equal to the pool: every problem once
+    assert sorted(e.prompt for e in all_of_them) == sorted(task.prompt(p, None) for p in pool)
+    assert pick_demos(task, pool, 5, 1, complete) == pick_demos(task, pool, 5, 1, complete)
+    assert pick_demos(task, pool, 5, 1, complete) != pick_demos(task, pool, 5, 2, complete)
+    with pytest.raises(ValueError, match="k=21 demonstrations requested but the elicitation split has 20"):
+        pick_demos(task, pool, 21, 0, complete)
+
+
+def test_elicit_sft_needs_its_epochs_to_end_at_the_last_checkpoint(task, tokenizer, tiny_model):
+    from pwlock.elicit.sft import elicit_sft
+    with pytest.raises(ValueError, match=r"args.epochs=3 must equal the largest checkpoint 4"):
+        elicit_sft(tiny_model, tokenizer, task, [Example("a", "b")], [], epochs=[1, 2, 4],
+                   args=TrainArgs(epochs=3, batch_size=1, lr=1e-3), max_new_tokens=4, eval_batch_size=8)
