@@ -374,3 +374,30 @@ def test_elicit_sft_needs_its_epochs_to_end_at_the_last_checkpoint(task, tokeniz
     with pytest.raises(ValueError, match=r"args.epochs=3 must equal the largest checkpoint 4"):
         elicit_sft(tiny_model, tokenizer, task, [Example("a", "b")], [], epochs=[1, 2, 4],
                    args=TrainArgs(epochs=3, batch_size=1, lr=1e-3), max_new_tokens=4, eval_batch_size=8)
+
+
+def test_expert_iteration_rounds_draw_seeded_problems_train_with_fresh_seeds_and_evaluate_on_schedule(task,
+                                                                                                    monkeypatch):
+    pool = task.problems()[:40]  # exactly 10n for n = 4: enough
+    drawn, train_seeds = [], []
+    monkeypatch.setattr(ei, "sft", lambda model, tok, data, args, desc: train_seeds.append(args.seed))
+
+    def candidates(problems, r):
+        drawn.append(list(problems))
+        return ["0"] * len(problems)
+
+    def run(seed, rounds=4, eval_every=3):
+        return ei.expert_iteration(None, None, lambda p: task.prompt(p, None), pool, rounds=rounds, n=4,
+                                   candidates=candidates, rewards=lambda ps, cs: [0.0] * len(cs),
+                                   args=TrainArgs(epochs=1, batch_size=4, lr=1e-3, seed=seed),
+                                   evaluate=lambda: Evaluation(0.0, 1, [], []), eval_every=eval_every, seed=seed)
+
+    trace = run(1)
+    assert [x for x, _ in trace] == [0, 120, 160]  # after round 3 (every 3) and round 4 (the last)
+    assert len(set(train_seeds)) == 4  # each round trains with its own seed
+    run(1)
+    assert drawn[:4] == drawn[4:8] and train_seeds[:4] == train_seeds[4:8]  # the same seed, the same run
+    assert drawn[0] != drawn[1]  # each round draws its 10n problems anew
+    run(2)
+    assert drawn[8:] != drawn[:4] and not set(train_seeds[8:]) & set(train_seeds[:4])
+    assert run(1, rounds=0) == [(0, Evaluation(0.0, 1, [], []))]
