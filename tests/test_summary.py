@@ -16,6 +16,9 @@ def test_default_epochs_follow_appendix_g3():
     assert default_epochs(64) == [4, 8, 16]
     assert default_epochs(256) == [1, 2, 4]
     assert default_epochs(1024) == [1, 2, 4]
+    # k that is not a power of two: {256, 512, 1024} / k rounded, never below 1 epoch
+    assert default_epochs(3) == [85, 171, 341] and default_epochs(5) == [51, 102, 205]
+    assert default_epochs(255) == [1, 2, 4] and default_epochs(600) == [1, 2, 4]
 
 
 def elicited(rows):
