@@ -229,6 +229,7 @@ def test_bad_inputs_are_refused(arith, change, message):
     task, problems, shots = arith
     kw = dict(problems=problems, password=DEFAULT_PASSWORD, wrong_passwords=WRONG_PASSWORDS, shots=shots,
               fewshot_ks=KS)
+    change = dict(change)  # the parameter is shared by every run of the test (mutmut reruns it in one process)
     if change.pop("leak", False):
         kw["shots"] = [*shots, (problems[3], problems[3].answer)]
     kw.update(change)
