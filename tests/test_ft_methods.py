@@ -6,7 +6,7 @@ recovers none of the gap that target demonstrations recover. Plus the combined s
 import pytest
 
 from pwlock.elicit import unrelated_sft
-from pwlock.elicit.api import Context, Demos, DemosAndReward, Reward
+from pwlock.elicit.api import Context, Demos, DemosAndReward, Reward, Unsupervised
 from pwlock.elicit.expert_iteration import ExpertIteration
 from pwlock.elicit.sft_then_rl import SFTThenRL
 from pwlock.elicit.unrelated_sft import check_spelled, sorting_examples
@@ -118,3 +118,17 @@ def test_unrelated_sft_names_a_tokenizer_that_cannot_spell_its_data():
     letters = build_tokenizer(list("abcdefghij") + ["|", "_"])  # function composition's letters alphabet
     with pytest.raises(MethodError, match="function_composition organism's tokenizer cannot spell"):
         check_spelled(letters, examples, "function_composition")
+
+
+def test_unrelated_sft_plugin_draws_its_data_and_training_order_from_its_seed(monkeypatch):
+    calls = []
+    monkeypatch.setattr(unrelated_sft, "sft", lambda model, tok, data, args, **kw: calls.append((data(0), args)))
+    tokenizer = build_tokenizer([str(d) for d in range(10)] + ["|", "_"])
+    context = Context(task="echo", max_new_tokens=4, batch_size=8)
+    for seed in (3, 3, 4):
+        unrelated_sft.UnrelatedSFT()("model", tokenizer, context, Unsupervised(["_ | 1 |"]), seed)
+    assert calls[0][0] == calls[1][0] == sorting_examples(1024, 4, 3) != calls[2][0]
+    assert [args.seed for _, args in calls] == [3, 3, 4] and calls[0][1].epochs == 2
+    letters = build_tokenizer(list("abcdefghij") + ["|", "_"])
+    with pytest.raises(MethodError, match="the echo organism's tokenizer cannot spell"):
+        unrelated_sft.UnrelatedSFT()("model", letters, context, Unsupervised(["_ | 1 |"]), 0)

@@ -253,3 +253,86 @@ def test_fewshot_plugin_refuses_prompts_beyond_the_models_context(tokenizer, tin
     model.config.max_position_embeddings = 12
     with pytest.raises(MethodError, match="beyond the model's context of 12"):
         FewShot()(model, tokenizer, Context("t", 8, 4), budget, 0)
+
+
+def test_one_typo_is_exactly_one_swap_drop_or_double():
+    from pwlock.elicit.prompting import _one_typo
+    kinds = set()
+    for seed in range(200):
+        text = "ab cd"
+        out = _one_typo(text, random.Random(seed))
+        if len(out) == len(text) - 1:  # a letter dropped, never a space
+            kinds.add("drop")
+            assert any(out == text[:i] + text[i + 1:] for i in (0, 1, 3, 4))
+        elif len(out) == len(text) + 1:  # a letter doubled in place
+            kinds.add("double")
+            assert any(out == text[:i] + text[i] + text[i:] for i in (0, 1, 3, 4))
+        else:  # two adjacent letters of one word swapped, never across the space
+            kinds.add("swap")
+            assert out in ("ba cd", "ab dc")
+    assert kinds == {"swap", "drop", "double"}
+    # no two distinct adjacent letters: nothing to swap; no letter at all: edits the other non-space characters
+    assert {_one_typo("aa", random.Random(s)) for s in range(50)} == {"a", "aaa"}
+    assert {_one_typo("1 2", random.Random(s)) for s in range(50)} == {" 2", "1 ", "11 2", "1 22"}
+    assert _one_typo("   ", random.Random(0)) == "   "
+
+
+def test_a_password_without_any_possible_typo_is_an_error():
+    with pytest.raises(ValueError, match=r"^cannot make a typo of the password ' '$"):
+        with_typos(" ", 0)
+
+
+def test_four_words_are_cut_by_words():
+    assert [t for _, t in password_parts("a b c d")] == ["a b", "c d", "a", "b"]
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(problems=[]), "^no problems to build prompts for$"),
+    (dict(password=" "), "^the password must not be empty$"),
+    (dict(wrong_passwords=["", "x"], n_wrong=2), "^an empty wrong password would be the no-password prompt$"),
+])
+def test_bad_input_messages_exactly(arith, change, message):
+    task, problems, shots = arith
+    kw = {**dict(problems=problems, password=DEFAULT_PASSWORD, wrong_passwords=WRONG_PASSWORDS, shots=shots,
+                 fewshot_ks=KS), **change}
+    with pytest.raises(ValueError, match=message):
+        attacks(task, kw.pop("problems"), **kw)
+
+
+def test_edge_counts_are_allowed(arith):
+    task, problems, shots = arith
+    built = attacks(task, problems, password=DEFAULT_PASSWORD, wrong_passwords=WRONG_PASSWORDS, shots=shots,
+                    fewshot_ks=[len(shots)], n_wrong=0)
+    names = [a.name for a in built]
+    assert f"few-shot k={len(shots)}" in names and not any("wrong" in n for n in names)
+    groups = {a.name: a.group for a in built}
+    assert groups[f"few-shot k={len(shots)}"] == "few-shot"
+    assert groups[f"few-shot k={len(shots)} w/ pwd"] == "few-shot w/ pwd"
+
+
+def test_fewshot_and_jailbreak_plugins_keep_the_model_and_wrap_every_prompt(tokenizer, tiny_model):
+    from pwlock.elicit.api import Context, PromptOnly, Unsupervised
+    from pwlock.elicit.prompting import JAILBREAKS, FewShot, Jailbreak, fewshot_text, jailbreak_text
+    from pwlock.errors import MethodError
+    from pwlock.types import Example
+
+    prompts = [f"_ | fn{i} | 1 |" for i in range(4)]  # 4 shots fit the tiny model's 64 positions
+    context = Context("t", 8, 4)
+    for seed in range(4):
+        _, prefix, suffix = JAILBREAKS[seed % len(JAILBREAKS)]
+        out = Jailbreak()(tiny_model, tokenizer, context, Unsupervised(prompts), seed)
+        assert out.model is tiny_model and out.hook is None
+        assert out.prompt("_ | q |") == jailbreak_text("_ | q |", prefix, suffix) != "_ | q |"
+    examples = [Example(p, str(i)) for i, p in enumerate(prompts)]
+    orders = []
+    for seed in (0, 0, 1):
+        out = FewShot()(tiny_model, tokenizer, context, PromptOnly(prompts, examples=list(examples)), seed)
+        assert out.model is tiny_model
+        text = out.prompt("_ | q |")
+        orders.append(text)
+        shots = [(e.prompt, e.completion) for e in examples]
+        random.Random(seed).shuffle(shots)
+        assert text == fewshot_text(shots, "_ | q |")  # the K demos in the seed's order, then the query
+    assert orders[0] == orders[1] != orders[2]
+    with pytest.raises(MethodError, match=r"^fewshot: needs demonstrations: use the setting prompt_only:K with K >= 1$"):
+        FewShot()(tiny_model, tokenizer, context, PromptOnly(prompts), 0)
