@@ -1,4 +1,5 @@
-"""RL elicitation pieces: the DPO loss, pair building, expert-iteration selection, fixedrdm."""
+"""RL elicitation pieces: the DPO loss, pair building, expert-iteration selection, fixedrdm, and the plumbing of
+the RL and SFT plug-ins (rounds from the budget, settings passed through, seeds) without training."""
 
 import math
 import random
