@@ -217,12 +217,12 @@ def test_paraphrases_and_attack_texts():
 @pytest.mark.parametrize("change,message", [
     (dict(fewshot_ks=[21]), "few-shot k"),
     (dict(fewshot_ks=[0]), "few-shot k"),
-    (dict(password=" "), "empty"),
+    (dict(password=" "), "^the password must not be empty$"),
     (dict(wrong_passwords=[DEFAULT_PASSWORD, "x"]), "wrong-password list"),
     (dict(n_wrong=41), "n_wrong"),
-    (dict(wrong_passwords=["", "x"], n_wrong=2), "empty wrong password"),
+    (dict(wrong_passwords=["", "x"], n_wrong=2), "^an empty wrong password would be the no-password prompt$"),
     (dict(paraphrase=DEFAULT_PASSWORD), "paraphrase"),
-    (dict(problems=[]), "no problems"),
+    (dict(problems=[]), "^no problems to build prompts for$"),
     (dict(leak=True), "include evaluated problems"),
 ])
 def test_bad_inputs_are_refused(arith, change, message):
@@ -285,19 +285,6 @@ def test_a_password_without_any_possible_typo_is_an_error():
 
 def test_four_words_are_cut_by_words():
     assert [t for _, t in password_parts("a b c d")] == ["a b", "c d", "a", "b"]
-
-
-@pytest.mark.parametrize("change,message", [
-    (dict(problems=[]), "^no problems to build prompts for$"),
-    (dict(password=" "), "^the password must not be empty$"),
-    (dict(wrong_passwords=["", "x"], n_wrong=2), "^an empty wrong password would be the no-password prompt$"),
-])
-def test_bad_input_messages_exactly(arith, change, message):
-    task, problems, shots = arith
-    kw = {**dict(problems=problems, password=DEFAULT_PASSWORD, wrong_passwords=WRONG_PASSWORDS, shots=shots,
-                 fewshot_ks=KS), **change}
-    with pytest.raises(ValueError, match=message):
-        attacks(task, kw.pop("problems"), **kw)
 
 
 def test_edge_counts_are_allowed(arith):

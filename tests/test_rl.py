@@ -7,12 +7,19 @@ import random
 import pytest
 import torch
 
+from pwlock.elicit import dpo as dpo_module
 from pwlock.elicit import expert_iteration as ei
+from pwlock.elicit import sft as sft_module
+from pwlock.elicit import sft_then_rl
+from pwlock.elicit.api import Context, Demos, DemosAndReward, Elicited, Reward
 from pwlock.elicit.dpo import make_pairs
+from pwlock.elicit.sft import elicit_sft, pick_demos
+from pwlock.errors import MethodError
 from pwlock.evaluate import Evaluation
 from pwlock.fixedrdm import FixedRandomDistribution
 from pwlock.lock import lock_examples
-from pwlock.train.data import collate
+from pwlock.models import build_model
+from pwlock.train.data import collate, n_tokens
 from pwlock.train.dpo import Pair, dpo_loss, pair_logprobs
 from pwlock.train.losses import completion_nll, kl_to_distribution, lock_loss
 from pwlock.train.sft import TrainArgs, sft
@@ -139,8 +146,6 @@ def test_fixedrdm_lock_trains_toward_the_distribution_without_password(task, tok
 @pytest.mark.parametrize("iterated", [False, True])
 def test_dpo_samples_from_the_reference_which_iterated_dpo_renews_each_round(task, tokenizer, tiny_model,
                                                                              monkeypatch, iterated):
-    from pwlock.elicit import dpo as dpo_module
-
     problems = task.problems()[:12]
     copies, samplers, trained = [], [], []
     real_copy, real_generate = dpo_module.frozen_copy, dpo_module.generate
@@ -211,14 +216,10 @@ def recording(monkeypatch, module, function):
 
 
 def reward_budget(n_prompts, samples):
-    from pwlock.elicit.api import Reward
     return Reward([f"p{i}" for i in range(n_prompts)], samples=samples, score=lambda p, c: [0.0] * len(p))
 
 
 def test_iterated_dpo_plugin_spends_whole_rounds_of_its_budget(monkeypatch):
-    from pwlock.elicit import dpo as dpo_module
-    from pwlock.elicit.api import Context
-    from pwlock.errors import MethodError
     calls = recording(monkeypatch, dpo_module, "dpo")
     context = Context(task="t", max_new_tokens=7, batch_size=11, generate=lambda *a, **kw: [])
     budget = reward_budget(1000, 2 * 320 * 3 + 639)  # 3 whole rounds of 2 x 320 samples and a part
@@ -241,8 +242,6 @@ def test_iterated_dpo_plugin_spends_whole_rounds_of_its_budget(monkeypatch):
 
 
 def test_expert_iteration_plugin_spends_whole_rounds_of_its_budget(monkeypatch):
-    from pwlock.elicit.api import Context
-    from pwlock.errors import MethodError
     calls = recording(monkeypatch, ei, "expert_iteration")
     generated = []
     context = Context(task="t", max_new_tokens=7, batch_size=11,
@@ -264,9 +263,6 @@ def test_expert_iteration_plugin_spends_whole_rounds_of_its_budget(monkeypatch):
 
 
 def test_sft_plugin_trains_the_middle_epoch_count_and_counts_its_tokens(monkeypatch, tokenizer):
-    from pwlock.elicit import sft as sft_module
-    from pwlock.elicit.api import Context, Demos
-    from pwlock.train.data import n_tokens
     calls = recording(monkeypatch, sft_module, "sft")
     context = Context(task="t", max_new_tokens=7, batch_size=11)
     for k, epochs, batch in ((4, 128, 4), (16, 32, 16), (64, 8, 32), (256, 2, 32)):
@@ -280,9 +276,6 @@ def test_sft_plugin_trains_the_middle_epoch_count_and_counts_its_tokens(monkeypa
 
 
 def test_dpo_without_evaluation_trains_and_samples_reproducibly(task, tokenizer, monkeypatch):
-    from pwlock.elicit import dpo as dpo_module
-    from pwlock.models import build_model
-
     problems = task.problems()[:8]
     seeds = []
 
@@ -307,8 +300,6 @@ def test_dpo_without_evaluation_trains_and_samples_reproducibly(task, tokenizer,
 
 
 def test_plugins_run_a_single_round_when_the_budget_holds_exactly_one(monkeypatch):
-    from pwlock.elicit import dpo as dpo_module
-    from pwlock.elicit.api import Context
     dpo_calls = recording(monkeypatch, dpo_module, "dpo")
     ei_calls = recording(monkeypatch, ei, "expert_iteration")
     context = Context(task="t", max_new_tokens=4, batch_size=8, generate=lambda *a, **kw: [])
@@ -318,8 +309,6 @@ def test_plugins_run_a_single_round_when_the_budget_holds_exactly_one(monkeypatc
 
 
 def test_sft_then_rl_runs_both_stages_on_exactly_one_round(monkeypatch):
-    from pwlock.elicit import sft_then_rl
-    from pwlock.elicit.api import Context, DemosAndReward, Elicited
     stages = []
 
     class First:
@@ -343,7 +332,6 @@ def test_sft_then_rl_runs_both_stages_on_exactly_one_round(monkeypatch):
 
 
 def test_expert_iteration_needs_10n_problems_and_seeds_its_candidates(monkeypatch):
-    from pwlock.elicit.api import Context
     with pytest.raises(ValueError, match=r"expert iteration needs 10n=40 problems, the elicitation split has 39"):
         ei.expert_iteration(None, None, str, list(range(39)), rounds=1, n=4, candidates=None, rewards=None,
                             args=None, evaluate=None, eval_every=1, seed=0)
@@ -358,7 +346,6 @@ def test_expert_iteration_needs_10n_problems_and_seeds_its_candidates(monkeypatc
 
 
 def test_pick_demos_draws_k_of_the_pool_reproducibly(task):
-    from pwlock.elicit.sft import pick_demos
     pool = task.problems()[:20]
     strong = task.policies()["strong"]
     complete = lambda ps: [strong(p) for p in ps]  # noqa: E731
@@ -371,7 +358,6 @@ def test_pick_demos_draws_k_of_the_pool_reproducibly(task):
 
 
 def test_elicit_sft_needs_its_epochs_to_end_at_the_last_checkpoint(task, tokenizer, tiny_model):
-    from pwlock.elicit.sft import elicit_sft
     with pytest.raises(ValueError, match=r"args.epochs=3 must equal the largest checkpoint 4"):
         elicit_sft(tiny_model, tokenizer, task, [Example("a", "b")], [], epochs=[1, 2, 4],
                    args=TrainArgs(epochs=3, batch_size=1, lr=1e-3), max_new_tokens=4, eval_batch_size=8)
