@@ -9,6 +9,7 @@ from typing import Any
 import pydantic
 
 from pwlock.tasks.arithmetic import Arithmetic
+from pwlock.tasks.arithmetic_mc import ArithmeticChoice
 from pwlock.tasks.base import SPLITS, Task, split_problems
 from pwlock.tasks.code_generation import APPS, MBPP, HumanEval
 from pwlock.tasks.critique import CodeCritique
@@ -23,6 +24,7 @@ TASKS = {
     "function_composition": FunctionComposition,  # the toy task of section 7
     "function_composition_mc": FunctionCompositionChoice,  # the same, as 4-way multiple choice (claim C2)
     "arithmetic": Arithmetic,  # worked arithmetic, made in code: CPU studies with pretrained models
+    "arithmetic_mc": ArithmeticChoice,  # the same problems as 4-way multiple choice (claim C2, pretrained models)
     "math": HendrycksMath,
     "gsm8k": GSM8K,
     "humaneval": HumanEval,
@@ -53,5 +55,5 @@ def make_task(name: str, params: dict[str, Any], where: str = "task") -> Task:
     return task
 
 
-__all__ = ["APPS", "Arithmetic", "GPQA", "GSM8K", "MBPP", "MMLU", "SPLITS", "TASKS", "CodeCritique", "FunctionComposition", "FunctionCompositionChoice",
+__all__ = ["APPS", "Arithmetic", "ArithmeticChoice", "GPQA", "GSM8K", "MBPP", "MMLU", "SPLITS", "TASKS", "CodeCritique", "FunctionComposition", "FunctionCompositionChoice",
            "HendrycksMath", "HumanEval", "Mixture", "Task", "make_task", "split_problems"]
