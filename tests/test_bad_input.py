@@ -376,6 +376,21 @@ def test_internal_errors_keep_the_traceback_and_ask_for_a_report(monkeypatch, ca
     assert "Traceback" in err and "ZeroDivisionError" in err and "please report" in err
 
 
+def test_a_closed_pipe_ends_quietly(monkeypatch, capsys, tmp_path):
+    """`pwlock tasks | head`: the reader leaving is no bug of pwlock's; exit as a tool killed by SIGPIPE."""
+    from pwlock import cli
+
+    def reader_gone(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "command", reader_gone)
+    dup2 = []
+    monkeypatch.setattr(cli.os, "dup2", lambda fd, fd2: dup2.append(fd2))  # pytest's stdout stays as it is
+    monkeypatch.setattr(cli.sys, "stdout", (tmp_path / "out").open("w"))
+    assert cli.main(["tasks"]) == 141
+    assert capsys.readouterr().err == "" and dup2 == [cli.sys.stdout.fileno()]  # later flushes go to devnull
+
+
 def test_unit_without_manifest_is_accepted_and_given_one(tmp_path):
     """A unit finished by a pwlock older than manifests is reused, and from then on checked."""
     from pwlock.experiments.store import MANIFEST, Store

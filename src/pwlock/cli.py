@@ -138,6 +138,9 @@ def dispatch(args: argparse.Namespace) -> int:
     except PwlockError as e:
         print(f"pwlock: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`pwlock tasks | head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit-time flush cannot fail again
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the closed pipe
     except OSError as e:  # no space (not caught where it was written), or a path the user gave that cannot be used
         full = disk_full(e, Path(e.filename or "."))
         if full is not None:
