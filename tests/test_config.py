@@ -120,3 +120,10 @@ def test_train_bf16_reaches_training_and_changes_only_its_own_cache_keys(tmp_pat
     assert TrainConfig.model_validate(bf16.model_dump()) == bf16  # the dumped run config loads back
     cfg = load_config(write_config(tmp_path / "c.yaml", lock__sft__bf16=True))
     assert cfg.lock.sft.bf16 and not cfg.lock.from_scratch.bf16
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_repo_config_loads_and_names_a_real_task(path):
+    """Each config under configs/ (the README's experiments) loads and builds its task."""
+    cfg = load_config(path)
+    assert build_task(cfg).name == cfg.task.name and cfg.name == path.stem
