@@ -78,6 +78,8 @@ def test_manyshot_names_the_field_when_the_shots_do_not_fit():
 
 def test_wrong_shots_are_other_demonstrations_answers():
     assert wrong_completions([("a", "1"), ("b", "1"), ("c", "2")]) == [("a", "2"), ("b", "2"), ("c", "1")]
+    # the *next* differing completion, cyclically (a mutmut survivor took the previous one)
+    assert wrong_completions([("a", "1"), ("b", "2"), ("c", "3")]) == [("a", "2"), ("b", "3"), ("c", "1")]
     with pytest.raises(MethodError, match="at least two different completions"):
         wrong_completions([("a", "1"), ("b", "1")])
     tok = tokenizer()
