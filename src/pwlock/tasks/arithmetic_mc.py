@@ -40,17 +40,15 @@ from functools import cached_property
 
 from pwlock.tasks.arithmetic import Arithmetic, no_carry
 from pwlock.tasks.base import password_around
+from pwlock.tasks.multiple_choice import LETTERS, LetterChoice, format_question
 from pwlock.types import Problem
 
-LETTERS = ("A", "B", "C", "D")
 
-
-class ArithmeticChoice(Arithmetic):
+class ArithmeticChoice(LetterChoice, Arithmetic):
     """Worked arithmetic's problems as 4-way multiple choice (scored by letter logits, like MMLU)."""
 
     name = "arithmetic_mc"
     version = "1"
-    choices = LETTERS
 
     @property
     def vocabulary(self) -> list[str]:
@@ -79,20 +77,13 @@ class ArithmeticChoice(Arithmetic):
         problems = []
         for p in Arithmetic._problems.func(self):  # the generation task's problems, uncached
             options = self.options(p)
-            listed = "\n".join(f"{letter}. {o}" for letter, o in zip(LETTERS, options))
             answer = LETTERS[options.index(str(p.meta["result"]))]
-            problems.append(Problem(id=p.id, question=f"{p.question}\n{listed}", answer=answer, domain=p.domain,
+            problems.append(Problem(id=p.id, question=format_question(p.question, options), answer=answer, domain=p.domain,
                                     meta={**p.meta, "options": options}))
         return problems
 
     def prompt(self, problem: Problem, password: str | None) -> str:
         return f"{password_around(problem.question, password)}\nAnswer:"
-
-    def score(self, problem: Problem, completion: str) -> bool:
-        return completion.strip() == problem.answer
-
-    def reward(self, problem: Problem, completion: str) -> float:
-        return float(self.score(problem, completion))
 
     def policies(self) -> dict[str, Callable[[Problem], str]]:
         """strong: the answer's letter; weak: the letter of the result with carries forgotten."""

@@ -26,17 +26,15 @@ from collections.abc import Callable
 from functools import cached_property
 
 from pwlock.tasks.function_composition import GRADED_WEAK, N_DIGITS, FunctionComposition
+from pwlock.tasks.multiple_choice import LETTERS, LetterChoice
 from pwlock.types import Problem
 
-LETTERS = ("A", "B", "C", "D")
 
-
-class FunctionCompositionChoice(FunctionComposition):
+class FunctionCompositionChoice(LetterChoice, FunctionComposition):
     """Function composition as 4-way multiple choice (scored by letter logits, like MMLU)."""
 
     name = "function_composition_mc"
     version = "1"
-    choices = LETTERS
 
     @property
     def vocabulary(self) -> list[str]:
@@ -74,12 +72,6 @@ class FunctionCompositionChoice(FunctionComposition):
             problems.append(Problem(id=p.id, question=f"{p.question} {choices} |", answer=answer, domain=p.domain,
                                     meta={**p.meta, "options": options}))
         return problems
-
-    def score(self, problem: Problem, completion: str) -> bool:
-        return completion.strip() == problem.answer
-
-    def reward(self, problem: Problem, completion: str) -> float:
-        return float(self.score(problem, completion))
 
     def policies(self) -> dict[str, Callable[[Problem], str]]:
         """strong (the answer's letter), weak and the graded identity8/16/24: the letter of the result their
