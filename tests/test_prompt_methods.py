@@ -56,24 +56,44 @@ def test_manyshot_puts_as_many_shots_as_the_context_holds():
     assert len(shots) == 16 and all(demos[p] == c for p, c in shots)
 
 
-def test_manyshot_names_the_field_when_the_shots_do_not_fit():
+def test_manyshot_names_the_field_when_the_shots_do_not_fit(capsys):
     tok = tokenizer()
     assert n_shots(ManyShot(shots=6)(model(64), tok, CONTEXT, budget(16), 0).prompt(PROMPTS[0])) == 6
-    with pytest.raises(MethodError, match=r"manyshot: shots=7 make prompts of up to 69 tokens \(\+4 to generate\), "
-                                          r"beyond the model's context of 64: ask for fewer shots"):
+    # the shots used are logged, since the cost column counts the K demonstrations handed over
+    assert capsys.readouterr().err == "[pwlock] manyshot: 6 of 16 shots\n"
+    # whole messages (^...$): a message with words lost or garbled around a matching middle would pass a search
+    with pytest.raises(MethodError, match=r"^manyshot: shots=7 make prompts of up to 69 tokens \(\+4 to generate\), "
+                                          r"beyond the model's context of 64: ask for fewer shots$"):
         ManyShot(shots=7)(model(64), tok, CONTEXT, budget(16), 0)
-    with pytest.raises(MethodError, match=r"shots=20 but the budget has 16 demonstrations \(prompt_only:16\)"):
+    with pytest.raises(MethodError, match=r"^manyshot: shots=20 but the budget has 16 demonstrations "
+                                          r"\(prompt_only:16\)$"):
         ManyShot(shots=20)(model(4096), tok, CONTEXT, budget(16), 0)
-    with pytest.raises(MethodError, match="not even 1 shot fits"):
+    with pytest.raises(MethodError, match=r"^manyshot: not even 1 shot fits: it makes prompts of up to 15 tokens "
+                                          r"\(\+4 to generate\), beyond the model's context of 12$"):
         ManyShot()(model(12), tok, CONTEXT, budget(4), 0)
-    with pytest.raises(MethodError, match=r"shots must be in 1..250, got 0"):
+    with pytest.raises(MethodError, match=r"^manyshot: shots must be in 1..250, got 0$"):
         ManyShot(shots=0)
-    with pytest.raises(MethodError, match="needs demonstrations"):
+    with pytest.raises(MethodError, match=r"^mine: shots must be in 1..250, got 251$"):
+        ManyShot("mine", shots=251)
+    assert ManyShot(shots=250).shots == 250 and ManyShot(shots=1).shots == 1  # the bounds themselves are allowed
+    with pytest.raises(MethodError, match=r"^manyshot: needs demonstrations: use the setting prompt_only:K "
+                                          r"with K >= 1$"):
         ManyShot()(model(64), tok, CONTEXT, PromptOnly(PROMPTS), 0)
     # fewshot refuses the same overflow with the same helper (prompt only, nothing reserved)
     with pytest.raises(MethodError, match="fewshot: 16 shots make prompts of up to 150 tokens, beyond the model's "
                                           "context of 64"):
         FewShot()(model(64), tok, CONTEXT, budget(16), 0)
+
+
+def test_manyshot_fits_the_longest_query():
+    # the shots are one prefix for every query, so the longest query decides how many fit: with a 10-token
+    # query (7 digits) beside the 6-token ones, n shots make 9n + 10 tokens + 4: 5 fit in 64, not 6
+    long_task = Echo(digits=7)
+    b = budget(16)
+    b = PromptOnly([*b.prompts, long_task.prompt(long_task.problems()[0], None)], examples=b.examples)
+    tok = build_tokenizer(TASK.vocabulary)
+    assert n_shots(ManyShot()(model(64), tok, CONTEXT, b, 0).prompt(PROMPTS[0])) == 5
+    assert n_shots(ManyShot()(model(64), tok, CONTEXT, budget(16), 0).prompt(PROMPTS[0])) == 6
 
 
 def test_wrong_shots_are_other_demonstrations_answers():
