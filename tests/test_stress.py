@@ -13,7 +13,7 @@ import pytest
 from pwlock.cli import main
 from pwlock.elicit.api import Budget, Context, Elicited, Reward, resolve
 from pwlock.errors import MethodError, OrganismError
-from pwlock.organisms import load_organism, suite_organisms
+from pwlock.organisms import SCRATCH_SHAPE, Card, card_text, load_organism, suite_organisms
 from pwlock.stress import parse_setting, stress_test
 from tests.helpers import build_echo_suite
 
@@ -40,6 +40,18 @@ def test_organisms_have_a_lock_and_benign_twins(suite):
         assert json.loads((d / "password.json").read_text())["password"] == "swordfish"
         assert (d / "twins" / "weak" / "config.json").is_file() and (d / "twins" / "strong" / "config.json").is_file()
     assert [o.name for o in suite_organisms(root / "echo", root)] == [d.name for d in dirs]
+
+
+def test_a_card_shows_the_from_scratch_shape_only_when_the_lock_trained_it(suite):
+    root, dirs = suite
+    card = load_organism(dirs[0]).card
+    assert SCRATCH_SHAPE <= set(json.loads((dirs[0] / "organism.json").read_text())["model"])  # from scratch: kept
+    smollm2 = card.model.model_copy(update={"name": "packaged:smollm2-135m-instruct"})
+    pretrained = card.model_copy(update={"model": smollm2})
+    for method, kept in (("sft", False), ("from_scratch", True)):
+        model = json.loads(card_text(pretrained, method))["model"]
+        assert model["name"] == "packaged:smollm2-135m-instruct" and (SCRATCH_SHAPE <= set(model)) is kept
+        assert Card.model_validate_json(card_text(pretrained, method)).model.name == pretrained.model.name  # reads back
 
 
 @pytest.fixture(scope="module")

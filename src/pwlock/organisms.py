@@ -121,6 +121,17 @@ class Card(Strict):
     """weak / strong: their correctness without password."""
 
 
+SCRATCH_SHAPE = {"arch", "hidden_size", "layers", "heads", "max_length"}
+
+
+def card_text(card: Card, method: str) -> str:
+    """organism.json's text. A pretrained base's shape is in its own config.json: the from-scratch shape
+    fields (defaults it never used) would tell a reader that SmolLM2 has 4 layers of 128, so they are
+    left out unless the lock trained a model of that shape (`from_scratch`)."""
+    unused = {"model": SCRATCH_SHAPE} if card.model.name is not None and method != "from_scratch" else None
+    return card.model_dump_json(indent=1, exclude=unused)
+
+
 @dataclass(frozen=True)
 class Organism:
     """A loaded card and where its files are."""
@@ -323,7 +334,7 @@ def build_organism(cfg: ExperimentConfig, key: tuple[str, str, str], seed: int, 
                 pi_strong=cfg.policies.strong, eval=cfg.eval.model_dump(include={"max_problems", "max_new_tokens",
                                                                                   "batch_size"}),
                 correctness=correctness, twins=twins)
-    write_atomic(tmp / CARD, card.model_dump_json(indent=1))
+    write_atomic(tmp / CARD, card_text(card, method))
     if dest.exists():
         shutil.rmtree(dest)
     os.rename(tmp, dest)
