@@ -30,7 +30,11 @@ Departures from the issue, and why:
 - The probe only sees the prompt (where generation starts), not the model's answers.
 
 Works on any Hugging Face causal LM (`output_hidden_states`: no hooks to install or leave behind); the
-weights are not changed (so `prompt_only` is allowed). Not measured on SmolLM2 organisms here.
+weights are not changed (so `prompt_only` is allowed). On the `small-lm` suite (one SmolLM2 lock and its
+twins; `pwlock detect probe --suite small-lm --setting unsupervised --seeds 0 1 2`) every model reads the
+instructions (held-out probe accuracy 1.00 at layer 15 of 30) and the plain prompts fall *outside* the
+segment, beyond "correctly": positions -0.91 (locked), -1.33 (weak twin), -1.61 (strong twin), seeds
+within 0.07. The lock sits nearest "incorrectly", as the detector hopes, but one organism is an anecdote.
 """
 
 from __future__ import annotations
