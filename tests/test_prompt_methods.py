@@ -91,7 +91,7 @@ def test_manyshot_fits_the_longest_query():
     long_task = Echo(digits=7)
     b = budget(16)
     b = PromptOnly([*b.prompts, long_task.prompt(long_task.problems()[0], None)], examples=b.examples)
-    tok = build_tokenizer(TASK.vocabulary)
+    tok = tokenizer()
     assert n_shots(ManyShot()(model(64), tok, CONTEXT, b, 0).prompt(PROMPTS[0])) == 5
     assert n_shots(ManyShot()(model(64), tok, CONTEXT, budget(16), 0).prompt(PROMPTS[0])) == 6
 
