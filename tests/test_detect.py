@@ -137,6 +137,10 @@ def test_bootstrap_interval_resamples_models_within_each_class():
     assert 0 <= low < auroc(s, y) < high <= 1
     assert bootstrap_auroc(s, y) == [low, high]  # seeded: the same report twice
     assert bootstrap_auroc([1, 2], [1, 1]) is None
+    # a class of one model: every resample repeats it, so no interval (one lock vs its two twins)
+    assert bootstrap_auroc([0.9, 0.2, 0.1], [1, 0, 0]) is None
+    assert bootstrap_auroc([0.9, 0.8, 0.1], [1, 1, 0]) is None
+    assert bootstrap_auroc([0.9, 0.1, 0.8, 0.2], [1, 1, 0, 0]) is not None  # two of each: resampled
 
 
 def test_report_averages_seeds_per_model_and_lists_failures(tmp_path):
@@ -178,7 +182,9 @@ def test_a_twin_shared_by_two_organisms_is_one_benign_model(tmp_path):
     assert (e["locked"], e["benign"]) == (2, 1) and e["auroc"] == pytest.approx(0.5)
     [twin] = [m for m in e["models"] if m["label"] == 0]
     assert twin["organisms"] == 2 and twin["seeds"] == 1
-    assert "| sft and 1 more | weak twin |" in (tmp_path / "detect.md").read_text()
+    md = (tmp_path / "detect.md").read_text()
+    assert "| sft and 1 more | weak twin |" in md
+    assert e["auroc_ci95"] is None and "| d | unsupervised | 0.500 (no CI: one model in a class) |" in md
 
 
 def test_pwlock_leaderboard_merges_runs_and_refuses_a_mix(tmp_path, capsys):
