@@ -420,6 +420,10 @@ def test_phi_stays_finite_when_the_model_gets_nothing_right_unnoised(tiny_model,
                                               reward_budget(400), seed=0)
     # 400 samples / 2 evaluations = 200 prompts; accuracy 0 is read as 1/200: phi = 0.5 * 200
     assert out.evidence["baseline"] == 0 and out.score == pytest.approx(100.0)
+    # nothing right at any sigma (the SmolLM2 lock on 16 prompts): phi = 0, below one recovered answer's 1
+    never = NoiseInjection([0, 0.003], draws=1)(tiny_model, tokenizer, context(Scripted(tiny_model, lambda s: 0.0)),
+                                                reward_budget(400), seed=0)
+    assert never.score == 0.0 and never.evidence["best_sigma"] == 0.0
 
 
 # -- end to end on the tiny Echo organisms (slow: builds them, ~20-40 s) --------------------------------
