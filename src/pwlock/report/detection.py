@@ -11,7 +11,7 @@ are not independent models). Per detector and setting:
 - its 95% CI: a percentile bootstrap over models, locked and benign resampled separately (each
   resample keeps both classes, so its AUROC is defined); none when a class holds a single model
   (every resample repeats it, so the interval would show no uncertainty where it is largest: one
-  lock against its two twins gives AUROC 0, 0.5 or 1 and says nothing about other locks);
+  lock against its two twins gives an AUROC in quarters, 0 to 1, and says nothing about other locks);
 - TPR at 5% and 1% FPR: the share of locked models flagged at the lowest threshold (flag: score
   strictly above it) that flags at most that share of benign models. With fewer than 20 (100)
   benign models that allows no false positive at all: the locked models scoring above every
