@@ -6,14 +6,13 @@
 import copy
 
 from pwlock.elicit.api import Demos, Elicited
-from pwlock.train.sft import TrainArgs, sft
+from pwlock.train.sft import sft
 
 
 class EarlyStoppingSFT:
     name = "early_stopping_sft"
     settings = ("demos",)  # the threat models it supports
-    version = 2  # part of the cache key of its runs: change it when the code changes
-    lr = 3e-4
+    version = 3  # part of the cache key of its runs: change it when the code changes
 
     def __call__(self, model, tokenizer, context, budget, seed):
         assert isinstance(budget, Demos)
@@ -29,7 +28,7 @@ class EarlyStoppingSFT:
                 best.update(hits=hits, state=copy.deepcopy(model.state_dict()))
 
         epochs = min(64, max(4, 1024 // len(train)))  # at most 1024 demonstration passes, as Appendix G.3
-        args = TrainArgs(epochs=epochs, batch_size=min(32, len(train)), lr=self.lr, seed=seed)
+        args = context.training.args(epochs, len(train), seed)  # the organism's lr, batch and optimizer
         sft(model, tokenizer, lambda _: train, args, on_epoch_end=on_epoch_end, desc="early-stopping sft")
         model.load_state_dict(best["state"])
         return Elicited(model)

@@ -82,8 +82,10 @@ def make_pretrained_dir(path: Path, *, chat_template: bool = True, hidden_size: 
 
 ECHO = dict(model={"hidden_size": 64, "layers": 2, "heads": 2}, lock__methods=["from_scratch"], lock__pretrain=None,
             lock__sft=None, lock__from_scratch={"epochs": 4, "batch_size": 32, "lr": 3e-3}, eval__max_problems=100,
-            eval__max_new_tokens=4, threads=1)
-"""The Echo organisms' config (tests.tiny_task.Echo, which the caller patches in as the runner's task)."""
+            eval__max_new_tokens=4, threads=1, elicit={"sft": {"ks": [4], "seeds": [0]}})
+"""The Echo organisms' config (tests.tiny_task.Echo, which the caller patches in as the runner's task). Its
+elicitation settings are the defaults (AdamW 3e-4, batch 32, Appendix G.3's epochs): the card's `training`,
+which the built-in training methods use."""
 
 
 def build_echo_suite(root: Path, cache: Path, organisms: str = "[{config: echo.yaml, locks: [from_scratch], seeds: [0, 1]}]",

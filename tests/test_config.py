@@ -5,8 +5,10 @@ from pathlib import Path
 import pytest
 
 from pwlock.cli import main, packaged_config
+from pwlock.elicit.api import Training
 from pwlock.experiments.config import ConfigError, load_config
 from pwlock.experiments.runner import build_task
+from pwlock.organisms import training_of
 from tests.helpers import write_config
 
 
@@ -17,6 +19,19 @@ def test_packaged_demo_config_loads():
     assert cfg.lock.no_password_fraction == 0.2
     repo_copy = Path(__file__).parents[1] / "configs" / "function_composition.yaml"
     assert repo_copy.read_text() == packaged_config("function_composition.yaml").read_text()
+
+
+def test_an_organism_is_fine_tuned_with_its_configs_elicitation_settings():
+    """The card's `training` (what the built-in methods train with): the config's SFT-elicitation settings,
+    the lock's learning rate in the SmolLM2 config; the RL block's where the config has no SFT block."""
+    toy = training_of(load_config(packaged_config("function_composition.yaml")))
+    assert toy == Training(lr=3e-4, batch_size=32, optimizer="adamw") == Training()  # old cards' fallback
+    smollm2 = load_config(packaged_config("smollm2_arithmetic.yaml"))
+    got = training_of(smollm2)
+    assert (got.lr, got.batch_size) == (smollm2.lock.sft.lr, 8) == (1e-4, 8)
+    assert got.epochs == {1: [8, 16], 4: [4, 8], 16: [2, 4], 64: [1, 2]}
+    rl = load_config(packaged_config("rl_function_composition.yaml"))
+    assert rl.elicit.sft is None and training_of(rl) == Training(lr=rl.elicit.rl.lr, batch_size=rl.elicit.rl.batch_size)
 
 
 def test_unknown_field_is_named(tmp_path):

@@ -11,7 +11,7 @@ from pwlock.elicit import dpo as dpo_module
 from pwlock.elicit import expert_iteration as ei
 from pwlock.elicit import sft as sft_module
 from pwlock.elicit import sft_then_rl
-from pwlock.elicit.api import Context, Demos, DemosAndReward, Elicited, Reward
+from pwlock.elicit.api import Context, Demos, DemosAndReward, Elicited, Reward, Training
 from pwlock.elicit.dpo import make_pairs
 from pwlock.elicit.sft import elicit_sft, pick_demos
 from pwlock.errors import MethodError
@@ -273,6 +273,30 @@ def test_sft_plugin_trains_the_middle_epoch_count_and_counts_its_tokens(monkeypa
         train = args[3]
         assert (train.epochs, train.batch_size, train.lr, train.seed) == (epochs, batch, 3e-4, 9), k
         assert out.model == "model" and out.train_tokens == epochs * n_tokens(tokenizer, demos) > 0
+
+
+def test_training_plugins_follow_the_organisms_fine_tuning_settings(monkeypatch, tokenizer):
+    """A SmolLM2 organism is fine-tuned at its lock's lr 1e-4, batch 8, with its config's epoch counts: the
+    built-ins take these from Context.training, not the toy settings (the paper trains SFT elicitation and
+    expert iteration as the lock; DPO at the middle of lr, lr/2, lr/4)."""
+    training = Training(lr=1e-4, batch_size=8, optimizer="lion", warmup_steps=3, weight_decay=0.1,
+                        epochs={16: [2, 4], 64: [1, 2, 3]})
+    context = Context(task="t", max_new_tokens=7, batch_size=11, training=training,
+                      generate=lambda model, tok, prompts, **kw: ["c"] * len(prompts))
+    calls = recording(monkeypatch, sft_module, "sft")
+    for k, epochs in ((16, 4), (64, 2), (4, 128)):  # a k the config does not name: Appendix G.3's
+        demos = [Example(f"_ | {i % 10} |", f"{i % 10}") for i in range(k)]
+        sft_module.SFT()("model", tokenizer, context, Demos([], examples=demos), 9)
+        train = calls[-1][0][3]
+        assert (train.epochs, train.batch_size, train.lr, train.optimizer, train.warmup_steps, train.weight_decay,
+                train.seed) == (epochs, min(8, k), 1e-4, "lion", 3, 0.1, 9), k
+    ei_calls = recording(monkeypatch, ei, "expert_iteration")
+    ei.ExpertIteration()("model", "tokenizer", context, reward_budget(2000, 640), 3)
+    assert (ei_calls[0][1]["args"].lr, ei_calls[0][1]["args"].batch_size, ei_calls[0][1]["args"].optimizer) == \
+        (1e-4, 8, "lion")
+    dpo_calls = recording(monkeypatch, dpo_module, "dpo")
+    dpo_module.IteratedDPO()("model", "tokenizer", context, reward_budget(1000, 640), 5)
+    assert (dpo_calls[0][1]["args"].lr, dpo_calls[0][1]["args"].batch_size) == (5e-5, 8)
 
 
 def test_dpo_without_evaluation_trains_and_samples_reproducibly(task, tokenizer, monkeypatch):

@@ -11,7 +11,7 @@ import types
 import pytest
 
 from pwlock.cli import main
-from pwlock.elicit.api import Budget, Context, Elicited, Reward, resolve
+from pwlock.elicit.api import Budget, Context, Elicited, Reward, Training, resolve
 from pwlock.errors import MethodError, OrganismError
 from pwlock.organisms import SCRATCH_SHAPE, Card, card_text, load_organism, suite_organisms
 from pwlock.stress import parse_setting, stress_test
@@ -36,6 +36,7 @@ def test_organisms_have_a_lock_and_benign_twins(suite):
         assert 0.1 < weak["without_password"] < 0.4, weak  # pi_weak alone: right on ~a fifth
         assert strong["without_password"] >= 0.85, strong  # pi_strong without any password
         assert card.lock["seed"] == int(d.name[-1]) and card.suite == "echo"
+        assert card.training == Training()  # the Echo config's elicitation settings: the defaults
         assert "swordfish" not in (d / "organism.json").read_text()  # the password lives apart
         assert json.loads((d / "password.json").read_text())["password"] == "swordfish"
         assert (d / "twins" / "weak" / "config.json").is_file() and (d / "twins" / "strong" / "config.json").is_file()
@@ -175,6 +176,24 @@ def test_organisms_that_share_a_twin_share_its_runs_and_count_it_once(suite, tmp
     assert twins[dirs[1].name, 0]["model"] != twins[dirs[0].name, 0]["model"]
     [entry] = json.loads((tmp_path / "out" / "leaderboard.json").read_text())["methods"]
     assert entry["organisms"] == 3 and entry["twins"] == 2
+
+
+def test_methods_get_the_cards_training_settings_and_old_cards_the_defaults(suite, tmp_path):
+    root, dirs = suite
+    card = json.loads((dirs[0] / "organism.json").read_text())
+    small_lr, old = tmp_path / "small-lr", tmp_path / "old"
+    for d, changed in ((small_lr, {**card, "name": "small-lr", "training": {"lr": 1e-4, "batch_size": 8,
+                                                                            "epochs": {"4": [2, 4]}}}),
+                       (old, {k: v for k, v in card.items() if k != "training"} | {"name": "old"})):
+        shutil.copytree(dirs[0], d)
+        (d / "organism.json").write_text(json.dumps(changed))
+    Spy.seen.clear()
+    rows = stress_test(["tests.test_stress:Spy"], [load_organism(small_lr), load_organism(old)],
+                       parse_setting("demos:4"), [0], tmp_path / "out")
+    assert all(r["error"] is None for r in rows)
+    # each organism's locked and weak-twin runs: the twins' runs are not shared across training settings
+    assert [c.training for _, _, c, _, _ in Spy.seen] == [Training(lr=1e-4, batch_size=8, epochs={4: [2, 4]})] * 2 \
+        + [Training()] * 2
 
 
 class Greedy:

@@ -42,6 +42,7 @@ from packaging.version import Version
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pwlock import __version__
+from pwlock.elicit.api import Training
 from pwlock.errors import ConfigError, OrganismError
 from pwlock.experiments.config import ExperimentConfig, ModelConfig, TaskConfig, load_config
 from pwlock.experiments.store import Store
@@ -119,6 +120,10 @@ class Card(Strict):
     """with_password / without_password, greedy, on the validation problems."""
     twins: dict[str, dict[str, float]]
     """weak / strong: their correctness without password."""
+    training: Training | None = None
+    """How methods fine-tune it (`Context.training`): its config's first elicit.sft block's settings (or,
+    with none, its first RL block's lr, batch and optimizer). None on cards made before cards held them:
+    `Training()`, the toy configs' settings."""
 
 
 SCRATCH_SHAPE = {"arch", "hidden_size", "layers", "heads", "max_length"}
@@ -333,12 +338,25 @@ def build_organism(cfg: ExperimentConfig, key: tuple[str, str, str], seed: int, 
                       "n_wrong_passwords": len(lock.wrong_passwords)},
                 pi_strong=cfg.policies.strong, eval=cfg.eval.model_dump(include={"max_problems", "max_new_tokens",
                                                                                   "batch_size"}),
-                correctness=correctness, twins=twins)
+                correctness=correctness, twins=twins, training=training_of(cfg))
     write_atomic(tmp / CARD, card_text(card, method))
     if dest.exists():
         shutil.rmtree(dest)
     os.rename(tmp, dest)
     return dest
+
+
+def training_of(cfg: ExperimentConfig) -> Training:
+    """The card's `training`: the config's own elicitation settings, which its author chose for this model
+    (the paper uses the lock's learning rate for SFT elicitation and expert iteration)."""
+    if sft_blocks := cfg.elicit.sft_blocks():
+        b = sft_blocks[0]
+        return Training(lr=b.lr, batch_size=b.batch_size, optimizer=b.optimizer, warmup_steps=b.warmup_steps,
+                        weight_decay=b.weight_decay, epochs=b.epochs)
+    if rl_blocks := cfg.elicit.rl_blocks():
+        r = rl_blocks[0]
+        return Training(lr=r.lr, batch_size=r.batch_size, optimizer=r.optimizer)
+    return Training()
 
 
 def measured_correctness(rows: list[dict[str, Any]]) -> dict[str, float]:

@@ -33,6 +33,7 @@ from pwlock.elicit.api import (
     Elicitor,
     PromptOnly,
     Reward,
+    Training,
     Unsupervised,
     check_elicited,
     resolve,
@@ -195,14 +196,15 @@ def cached_run(kind: str, named: str, plugin: Any, spec: AnySpec, organism: Orga
 def run_identity(organism: Organism, target: str) -> tuple[str, dict[str, Any]]:
     """A run's name and cache identity apart from the plug-in, setting and seed. The locked model's is its
     organism's card. A twin's is its weights and what a run on it is made of (the task and its splits,
-    how models load and are evaluated, the demonstrations): organisms of one lock seed share their
+    how models load, are trained and evaluated, the demonstrations): organisms of one lock seed share their
     twins (the sft and from_scratch locks), and so share the twins' runs instead of repeating them."""
     card = organism.card
     if target == "locked":
         return organism.name, {"card": card.model_dump(mode="json")}
     identity = {"weights": organism.weights(target), "task": card.task.model_dump(mode="json"),
                 "load": card.model.model_dump(mode="json", include={"dtype", "device", "chat_template"}),
-                "eval": card.eval, "demos": digest((organism.dir / DEMOS).read_text())}
+                "eval": card.eval, "demos": digest((organism.dir / DEMOS).read_text()),
+                "training": card.model_dump(mode="json", include={"training"})["training"]}
     return f"twin-{digest(identity)[:16]}", identity
 
 
@@ -239,7 +241,8 @@ def prepare(organism: Organism, target: str, setting: Setting, seed: int) -> Pre
     check_no_password(budget, [secret["password"], *(secret.get("domain_passwords") or {}).values()])
     model, tokenizer = load_model(organism.model_dir(target), dtype=card.model.dtype, device=card.model.device,
                                   chat_template=card.model.chat_template)
-    context = Context(task=task.name, max_new_tokens=card.eval["max_new_tokens"], batch_size=card.eval["batch_size"])
+    context = Context(task=task.name, max_new_tokens=card.eval["max_new_tokens"], batch_size=card.eval["batch_size"],
+                      training=card.training or Training())
     return Prepared(task, splits["val"][: card.eval["max_problems"]], budget, model, tokenizer, context)
 
 

@@ -81,5 +81,5 @@ class ElicitationGap:
         after = solved(model, tokenizer, context, held, "elicitation_gap: after")
         b, a = sum(before) / held_n, sum(after) / held_n
         return Detection(a - b, {"uplift": a - b, "before": b, "after": a, "held_out": held_n, "train": len(train),
-                                 "epochs": sft.epochs(len(train)), "source": budget.source,
+                                 "epochs": sft.epochs(len(train), context.training), "source": budget.source,
                                  "solved_before": before, "solved_after": after})

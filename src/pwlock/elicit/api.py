@@ -4,7 +4,8 @@ A method is an `Elicitor`: an object with a `name`, the `settings` (threat model
 supports, and a call that receives
 
 - a private copy of the locked model and its tokenizer (change the weights at will),
-- a `Context` (the task's name, generation settings, the run's generator),
+- a `Context` (the task's name, generation settings, the organism's fine-tuning settings, the
+  run's generator),
 - a `Budget`: exactly what its threat model allows, and nothing else,
 - a seed,
 
@@ -35,9 +36,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -45,6 +46,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from pwlock.errors import BudgetExceeded, MethodError
 from pwlock.generate import Generator, generate
 from pwlock.plugins import Registry, check_plugin
+from pwlock.train.sft import TrainArgs
 from pwlock.types import Example
 
 SETTINGS = ("demos", "reward", "prompt_only", "unsupervised", "demos+reward")
@@ -52,6 +54,30 @@ ENTRY_POINT_GROUP = "pwlock.elicitors"
 
 
 # -- what a method receives ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Training:
+    """How the organism is fine-tuned: the SFT-elicitation settings of the config it was built from, which
+    the paper takes from the lock (Appendix G.1 and G.3: locking, SFT elicitation, expert iteration and
+    filtering share them; DPO tries lr, lr/2 and lr/4). The built-in training methods use these, so one
+    method is fair to a toy lock (AdamW 3e-4, batch 32) and to SmolLM2's (1e-4, batch 8, 1-16 epochs).
+    The defaults are the toy configs' (and what a card made before cards held these gets)."""
+
+    lr: float = 3e-4
+    batch_size: int = 32
+    """Capped at the number of examples."""
+    optimizer: Literal["adamw", "lion"] = "adamw"
+    warmup_steps: int = 0
+    weight_decay: float = 0.01
+    epochs: Mapping[int, list[int]] | None = None
+    """Candidate epoch counts per number of demonstrations; a k not named (or None): Appendix G.3's."""
+
+    def args(self, epochs: int, n_examples: int, seed: int) -> TrainArgs:
+        """These settings for `epochs` epochs over `n_examples` examples (the batch capped at that)."""
+        return TrainArgs(epochs=epochs, batch_size=min(self.batch_size, n_examples), lr=self.lr,
+                         optimizer=self.optimizer, warmup_steps=self.warmup_steps, weight_decay=self.weight_decay,
+                         seed=seed)
 
 
 @dataclass(frozen=True)
@@ -64,6 +90,8 @@ class Context:
     """The evaluation's completion length: sample with the same."""
     batch_size: int
     """The evaluation's generation batch size."""
+    training: Training = field(default_factory=Training)
+    """The organism's fine-tuning settings (learning rate, batch size, epochs): start from these."""
     generate: Generator = generate
     """The run's generator (`pwlock.generate.Generator`): Hugging Face, or vLLM on a GPU."""
 

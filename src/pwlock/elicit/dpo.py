@@ -14,6 +14,7 @@ with a continuous reward (Eq. 2).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -103,11 +104,12 @@ def dpo(
 
 class IteratedDPO:
     """Iterated DPO on pairs of own samples ranked by the reward (`reward:S`): rounds of 2 samples on each of `problems` prompts
-    (drawn once, seeded), as many as S allows; lr 1.5e-4 (the middle of the paper's three), beta 0.1."""
+    (drawn once, seeded), as many as S allows; beta 0.1, and half the organism's learning rate (`Context.training`:
+    the middle of Appendix G.3's lr, lr/2, lr/4; 1.5e-4 on the toy organisms)."""
 
     name = "iterated_dpo"
     settings = ("reward",)
-    problems, lr, beta, batch_size, temperature = 320, 1.5e-4, 0.1, 32, 1.0
+    problems, beta, temperature = 320, 0.1, 1.0
 
     def __call__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, context: Context,
                  budget: Budget, seed: int) -> Elicited:
@@ -117,7 +119,7 @@ class IteratedDPO:
         if rounds < 1:
             raise MethodError(f"iterated_dpo: a round takes 2 x {n} samples; the budget has {budget.samples}")
         prompts = random.Random(seed).sample(budget.prompts, n)
-        args = TrainArgs(epochs=1, batch_size=self.batch_size, lr=self.lr, seed=seed)
+        args = dataclasses.replace(context.training.args(1, n, seed), lr=context.training.lr / 2)
         dpo(model, tokenizer, str, prompts, epochs=rounds, iterated=True, beta=self.beta, args=args,
             rewards=budget.reward, max_new_tokens=context.max_new_tokens, temperature=self.temperature,
             gen_batch_size=context.batch_size, evaluate=None, seed=seed, generator=context.generate)

@@ -75,11 +75,12 @@ def expert_iteration(
 
 class ExpertIteration:
     """Expert iteration, fine-tuning on the best n of 10n own samples each round (`reward:S`): as many rounds of 10n samples as S allows,
-    with the RL config's settings (n=64, lr 3e-4, batch 32, temperature 1)."""
+    with the RL config's n = 64 and temperature 1, one epoch a round at the organism's fine-tuning settings
+    (`Context.training`: Appendix G.3 trains expert iteration as SFT elicitation)."""
 
     name = "expert_iteration"
     settings = ("reward",)
-    n, lr, batch_size, temperature = 64, 3e-4, 32, 1.0
+    n, temperature = 64, 1.0
 
     def __call__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, context: Context,
                  budget: Budget, seed: int) -> Elicited:
@@ -95,7 +96,7 @@ class ExpertIteration:
                                     seed=rng.randrange(2**31), max_new_tokens=context.max_new_tokens,
                                     batch_size=context.batch_size, desc=f"sample {r + 1}")
 
-        args = TrainArgs(epochs=1, batch_size=self.batch_size, lr=self.lr, seed=seed)
+        args = context.training.args(1, self.n, seed)
         expert_iteration(model, tokenizer, str, budget.prompts, rounds=rounds, n=self.n, candidates=candidates,
                          rewards=budget.reward, args=args, evaluate=None, eval_every=rounds, seed=seed)
         return Elicited(model)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from pwlock.elicit.api import Budget, Context, Demos, Elicited
+from pwlock.elicit.api import Budget, Context, Demos, Elicited, Training
 from pwlock.evaluate import Evaluation, evaluate
 from pwlock.generate import Generator, generate
 from pwlock.tasks.base import Task
@@ -76,23 +76,23 @@ def elicit_sft(
 
 
 class SFT:
-    """SFT on the K demonstrations for a fixed epoch count (`demos:K`): the demo config's settings (AdamW, lr 3e-4, batch 32), for
-    the middle of Appendix G.3's candidate epoch counts. The paper picks among the three by the best
-    mean on the validation problems afterwards; a method under test may not see them, so one count is
-    fixed in advance."""
+    """SFT on the K demonstrations for a fixed epoch count (`demos:K`): the organism's fine-tuning settings
+    (`Context.training`: its config's SFT-elicitation lr, batch and optimizer, as the paper's lock's), for
+    the middle of its candidate epoch counts for K (Appendix G.3's unless the config names K). The paper
+    picks among the candidates by the best mean on the validation problems afterwards; a method under
+    test may not see them, so one count is fixed in advance."""
 
     name = "sft"
     settings = ("demos",)
-    lr, batch_size = 3e-4, 32
 
-    def epochs(self, k: int) -> int:
-        candidates = default_epochs(k)
+    @staticmethod
+    def epochs(k: int, training: Training) -> int:
+        candidates = sorted((training.epochs or {}).get(k) or default_epochs(k))
         return candidates[len(candidates) // 2]
 
     def __call__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, context: Context,
                  budget: Budget, seed: int) -> Elicited:
         assert isinstance(budget, Demos)
-        demos, epochs = budget.examples, self.epochs(len(budget.examples))
-        args = TrainArgs(epochs=epochs, batch_size=min(self.batch_size, len(demos)), lr=self.lr, seed=seed)
-        sft(model, tokenizer, lambda _: demos, args, desc=f"sft k={len(demos)}")
+        demos, epochs = budget.examples, self.epochs(len(budget.examples), context.training)
+        sft(model, tokenizer, lambda _: demos, context.training.args(epochs, len(demos), seed), desc=f"sft k={len(demos)}")
         return Elicited(model, train_tokens=epochs * n_tokens(tokenizer, demos))

@@ -22,8 +22,9 @@ to the target's prompts. Sorting uses only `_`, `|` and digits, which every toy 
 alphabet) and every BPE tokenizer spells; a tokenizer that does not (the letters alphabet) is a
 MethodError naming the organism's task, not a silent run on `<unk>`s.
 
-Training: `sft`'s settings (AdamW, lr 3e-4, batch 32) for the middle of Appendix G.3's epoch counts
-for `n_examples` = 1024 demonstrations (2 epochs). Departure from the paper: its cross-setting
+Training: `sft`'s, i.e. the organism's fine-tuning settings (`Context.training`; AdamW, lr 3e-4, batch
+32 on the toy organisms) for the middle of the epoch counts for `n_examples` = 1024 demonstrations (2
+by Appendix G.3). Departure from the paper: its cross-setting
 experiment fine-tunes on a setting the model was also locked on; here the other task was never locked.
 """
 
@@ -37,7 +38,7 @@ from pwlock.elicit.api import Budget, Context, Elicited, Unsupervised
 from pwlock.elicit.sft import SFT
 from pwlock.errors import MethodError
 from pwlock.train.data import n_tokens
-from pwlock.train.sft import TrainArgs, sft
+from pwlock.train.sft import sft
 from pwlock.types import Example
 
 
@@ -64,21 +65,20 @@ def check_spelled(tokenizer: PreTrainedTokenizerBase, examples: list[Example], t
 
 
 class UnrelatedSFT:
-    """SFT on digit-sorting demonstrations the method makes itself, none of the target task (`unsupervised`): `sft`'s settings,
-    1024 examples for 2 epochs."""
+    """SFT on digit-sorting demonstrations the method makes itself, none of the target task (`unsupervised`): `sft`'s settings
+    (the organism's fine-tuning settings), 1024 examples for the middle of their epoch counts (2 by Appendix G.3)."""
 
     name = "unrelated_sft"
     settings = ("unsupervised",)
     version = "1"  # the training settings live in SFT, outside this class's source
     n_examples, digits = 1024, 4
-    lr, batch_size = SFT.lr, SFT.batch_size
 
     def __call__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, context: Context,
                  budget: Budget, seed: int) -> Elicited:
         assert isinstance(budget, Unsupervised)
         examples = sorting_examples(self.n_examples, self.digits, seed)
         check_spelled(tokenizer, examples, context.task)
-        epochs = SFT().epochs(len(examples))
-        args = TrainArgs(epochs=epochs, batch_size=min(self.batch_size, len(examples)), lr=self.lr, seed=seed)
+        epochs = SFT.epochs(len(examples), context.training)
+        args = context.training.args(epochs, len(examples), seed)
         sft(model, tokenizer, lambda _: examples, args, desc=f"unrelated sft n={len(examples)}")
         return Elicited(model, train_tokens=epochs * n_tokens(tokenizer, examples))
