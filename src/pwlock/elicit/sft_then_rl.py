@@ -5,10 +5,10 @@ recent work on sandbagging finds strongest (issue #16, method 4).
 
     pwlock stress-test sft_then_rl --suite demo --setting demos:16+reward:1280
 
-Both stages use the built-ins' settings, at the organism's fine-tuning settings (`Context.training`):
-the SFT stage is `sft`'s (the middle of the epoch counts for K), the RL stage `expert_iteration`'s
-(each round samples 10n = 640 prompts at temperature 1, keeps the best n = 64 by reward and
-fine-tunes one epoch on them; as many rounds as S allows, so S below 640 is an error). Departures from the paper: it has
+Both stages are the built-ins, at the organism's fine-tuning settings (`Context.training`): the SFT
+stage is `sft` (the middle of the epoch counts for K), the RL stage `expert_iteration` (each round
+samples 10n = 640 prompts at temperature 1, keeps the best n = 64 by reward and fine-tunes one epoch
+on them; as many rounds as S allows, so S below 640 is an error). Departures from the paper: it has
 no such combined method; its RL section starts expert iteration from the locked model, not from a
 fine-tuned one. `train_tokens` counts the SFT stage only (the RL stage's kept samples are not
 returned by `expert_iteration`); its cost columns are the demos and the reward samples.

@@ -22,10 +22,10 @@ to the target's prompts. Sorting uses only `_`, `|` and digits, which every toy 
 alphabet) and every BPE tokenizer spells; a tokenizer that does not (the letters alphabet) is a
 MethodError naming the organism's task, not a silent run on `<unk>`s.
 
-Training: `sft`'s, i.e. the organism's fine-tuning settings (`Context.training`; AdamW, lr 3e-4, batch
+Training: as `sft`, at the organism's fine-tuning settings (`Context.training`; AdamW, lr 3e-4, batch
 32 on the toy organisms) for the middle of the epoch counts for `n_examples` = 1024 demonstrations (2
-by Appendix G.3). Departure from the paper: its cross-setting
-experiment fine-tunes on a setting the model was also locked on; here the other task was never locked.
+by Appendix G.3). Departure from the paper: its cross-setting experiment fine-tunes on a setting the
+model was also locked on; here the other task was never locked.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class UnrelatedSFT:
 
     name = "unrelated_sft"
     settings = ("unsupervised",)
-    version = "1"  # the training settings live in SFT, outside this class's source
+    version = "1"  # the epoch rule lives in SFT, outside this class's source
     n_examples, digits = 1024, 4
 
     def __call__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, context: Context,
