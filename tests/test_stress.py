@@ -178,6 +178,7 @@ def test_organisms_that_share_a_twin_share_its_runs_and_count_it_once(suite, tmp
     assert entry["organisms"] == 3 and entry["twins"] == 2
 
 
+@pytest.mark.filterwarnings("ignore:.*records no training settings")  # each run loads it again
 def test_methods_get_the_cards_training_settings_and_old_cards_the_defaults(suite, tmp_path):
     root, dirs = suite
     card = json.loads((dirs[0] / "organism.json").read_text())
@@ -187,9 +188,10 @@ def test_methods_get_the_cards_training_settings_and_old_cards_the_defaults(suit
                        (old, {k: v for k, v in card.items() if k != "training"} | {"name": "old"})):
         shutil.copytree(dirs[0], d)
         (d / "organism.json").write_text(json.dumps(changed))
+    with pytest.warns(UserWarning, match="records no training settings.*toy settings"):
+        organisms = [load_organism(small_lr), load_organism(old)]
     Spy.seen.clear()
-    rows = stress_test(["tests.test_stress:Spy"], [load_organism(small_lr), load_organism(old)],
-                       parse_setting("demos:4"), [0], tmp_path / "out")
+    rows = stress_test(["tests.test_stress:Spy"], organisms, parse_setting("demos:4"), [0], tmp_path / "out")
     assert all(r["error"] is None for r in rows)
     # each organism's locked and weak-twin runs: the twins' runs are not shared across training settings
     assert [c.training for _, _, c, _, _ in Spy.seen] == [Training(lr=1e-4, batch_size=8, epochs={4: [2, 4]})] * 2 \

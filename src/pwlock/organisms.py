@@ -32,6 +32,7 @@ import json
 import os
 import random
 import shutil
+import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -440,6 +441,10 @@ def load_organism(path: Path) -> Organism:
         card = Card.model_validate(raw)
     except ValidationError as e:
         raise OrganismError(f"{card_path}: {e}") from None
+    if card.training is None:  # a SmolLM2 lock trained at the toy settings under-elicits it 10-fold (README)
+        warnings.warn(f"organism {path}: its card records no training settings (built before cards held them), so "
+                      "methods fine-tune it at the toy settings (AdamW, lr 3e-4, batch 32); rebuild it with "
+                      "`pwlock organisms build` to record its config's", stacklevel=2)
     organism = Organism(path, card)
     for target in ("locked", "weak_twin"):
         if not (organism.model_dir(target) / "config.json").is_file():
