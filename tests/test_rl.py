@@ -284,7 +284,7 @@ def test_training_plugins_follow_the_organisms_fine_tuning_settings(monkeypatch,
     context = Context(task="t", max_new_tokens=7, batch_size=11, training=training,
                       generate=lambda model, tok, prompts, **kw: ["c"] * len(prompts))
     calls = recording(monkeypatch, sft_module, "sft")
-    for k, epochs in ((16, 4), (64, 2), (4, 128)):  # a k the config does not name: Appendix G.3's
+    for k, epochs in ((16, 4), (64, 2), (4, 4), (24, 4)):  # a k the config does not name: the nearest named k's
         demos = [Example(f"_ | {i % 10} |", f"{i % 10}") for i in range(k)]
         sft_module.SFT()("model", tokenizer, context, Demos([], examples=demos), 9)
         train = calls[-1][0][3]

@@ -6,8 +6,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pwlock.elicit.sft import default_epochs
+from pwlock.elicit.sft import default_epochs, epoch_candidates
 from pwlock.report.summary import demos_ratio, rl_curves, select_epochs, summarize, with_locks
+
+
+def test_a_k_the_config_does_not_name_takes_the_nearest_named_ks_epochs():
+    smollm2 = {1: [8, 16], 4: [4, 8], 16: [2, 4], 64: [1, 2]}
+    assert epoch_candidates(16, smollm2) == [2, 4]  # named: as given
+    assert epoch_candidates(48, smollm2) == [1, 2]  # 48 is nearer 64 than 16 on a log scale
+    assert epoch_candidates(12, smollm2) == [2, 4] and epoch_candidates(5, smollm2) == [4, 8]
+    assert epoch_candidates(32, smollm2) == [1, 2]  # halfway between 16 and 64: the larger k, fewer epochs
+    assert epoch_candidates(1024, smollm2) == [1, 2] and epoch_candidates(1, {256: [1, 2]}) == [1, 2]
+    assert epoch_candidates(48, None) == default_epochs(48) == [5, 11, 21] and epoch_candidates(48, {}) == [5, 11, 21]
 
 
 def test_default_epochs_follow_appendix_g3():

@@ -71,7 +71,8 @@ class Training:
     warmup_steps: int = 0
     weight_decay: float = 0.01
     epochs: Mapping[int, list[int]] | None = None
-    """Candidate epoch counts per number of demonstrations; a k not named (or None): Appendix G.3's."""
+    """Candidate epoch counts per number of demonstrations (a k not named: the nearest named k's, on a
+    log scale; None: Appendix G.3's)."""
 
     def args(self, epochs: int, n_examples: int, seed: int) -> TrainArgs:
         """These settings for `epochs` epochs over `n_examples` examples (the batch capped at that)."""

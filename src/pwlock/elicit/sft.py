@@ -8,8 +8,9 @@ are nested, so one run trained for the largest count is evaluated at each of the
 
 from __future__ import annotations
 
+import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -27,6 +28,17 @@ def default_epochs(k: int) -> list[int]:
     if k < 256:
         return sorted({max(1, round(n / k)) for n in (256, 512, 1024)})
     return [1, 2, 4]
+
+
+def epoch_candidates(k: int, named: Mapping[int, Sequence[int]] | None) -> list[int]:
+    """The candidate epoch counts for k demonstrations: a config's `named[k]`; for a k it does not name,
+    those of the nearest k it names on a log scale (the larger on a tie: fewer epochs), since a config
+    tuned for 16 and 64 demonstrations says more about 48 than Appendix G.3 does; with no mapping,
+    Appendix G.3's."""
+    if not named:
+        return default_epochs(k)
+    nearest = min(named, key=lambda n: (abs(math.log(n / k)), -n))
+    return list(named[nearest])
 
 
 def pick_demos(
@@ -78,7 +90,8 @@ def elicit_sft(
 class SFT:
     """SFT on the K demonstrations for a fixed epoch count (`demos:K`): the organism's fine-tuning settings
     (`Context.training`: its config's SFT-elicitation lr, batch and optimizer, as the paper's lock's), for
-    the middle of its candidate epoch counts for K (Appendix G.3's unless the config names K). The paper
+    the middle of its candidate epoch counts for K (`epoch_candidates`: Appendix G.3's when the config
+    names none). The paper
     picks among the candidates by the best mean on the validation problems afterwards; a method under
     test may not see them, so one count is fixed in advance."""
 
@@ -87,7 +100,7 @@ class SFT:
 
     @staticmethod
     def epochs(k: int, training: Training) -> int:
-        candidates = sorted((training.epochs or {}).get(k) or default_epochs(k))
+        candidates = sorted(epoch_candidates(k, training.epochs))
         return candidates[len(candidates) // 2]
 
     def __call__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, context: Context,

@@ -243,8 +243,8 @@ class SFTElicitConfig(Strict):
     locks: list[str] | None = None
     """Only for these locked models (names as in the report: sft, sft-per_domain, ...); null: all."""
     epochs: dict[PositiveInt, NonEmptyUnique[PositiveInt]] | None = None
-    """Candidate epochs per k; default Appendix G.3: {256,512,1024}/k for k<256, else {1,2,4}
-    (also for a k this mapping does not name)."""
+    """Candidate epochs per k (a k not named: the nearest named k's, on a log scale); default Appendix
+    G.3: {256,512,1024}/k for k<256, else {1,2,4}."""
     batch_size: int = Field(32, gt=0)
     """Capped at k."""
     lr: float = Field(3e-4, gt=0, le=1)

@@ -29,7 +29,7 @@ from pwlock.classify import sample_choices
 from pwlock.elicit.dpo import dpo
 from pwlock.elicit.expert_iteration import expert_iteration
 from pwlock.elicit.prompting import attack_texts, attacks, default_paraphrases
-from pwlock.elicit.sft import default_epochs, elicit_sft, pick_demos
+from pwlock.elicit.sft import elicit_sft, epoch_candidates, pick_demos
 from pwlock.errors import DataError, PwlockError, RunDirError
 from pwlock.evaluate import Evaluation, evaluate
 from pwlock.experiments.config import (
@@ -881,7 +881,7 @@ class Experiment:
             tag = "" if block.source in ("strong", "ground_truth") else f"_{block.source}"
             tag += f"_{domain}" if domain is not None else ""
             for k in block.ks:
-                epochs = (block.epochs or {}).get(k) or default_epochs(k)
+                epochs = epoch_candidates(k, block.epochs)
                 for seed in block.seeds:
                     rs = self.run_seed(seed)
                     args = TrainArgs(epochs=max(epochs), batch_size=min(block.batch_size, k), lr=block.lr,
