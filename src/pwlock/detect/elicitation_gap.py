@@ -55,7 +55,7 @@ class ElicitationGap:
 
     name = "elicitation_gap"
     settings: tuple[str, ...] = ("demos",)
-    version = "1"
+    version = "2"  # its SFT is `sft`, outside this class: 2 trains at the organism's settings
 
     def __init__(self, holdout: float = 0.25, min_holdout: int = 4) -> None:
         if not 0 < holdout < 1 or min_holdout < 1:

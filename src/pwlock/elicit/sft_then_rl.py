@@ -30,7 +30,7 @@ class SFTThenRL:
 
     name = "sft_then_rl"
     settings = ("demos+reward",)
-    version = "2"  # the stages' settings live in SFT and ExpertIteration, outside this class's source
+    version = "3"  # the stages' settings live in SFT and ExpertIteration, outside this class's source
     first: type[SFT] = SFT
     then: type[ExpertIteration] = ExpertIteration
     """The two stages (classes, so a variant subclasses them; the combined budget is both a Demos and a Reward)."""

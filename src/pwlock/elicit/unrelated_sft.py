@@ -70,7 +70,7 @@ class UnrelatedSFT:
 
     name = "unrelated_sft"
     settings = ("unsupervised",)
-    version = "1"  # the epoch rule lives in SFT, outside this class's source
+    version = "2"  # the epoch rule lives in SFT, outside this class's source
     n_examples, digits = 1024, 4
 
     def __call__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, context: Context,
