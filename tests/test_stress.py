@@ -282,6 +282,9 @@ def test_missing_foreign_and_newer_organisms_are_clear_errors(suite, tmp_path):
     (newer / "organism.json").write_text(json.dumps({**card, "pwlock": "99.0"}))
     with pytest.raises(OrganismError, match="made by pwlock 99.0"):
         load_organism(newer)
+    (newer / "organism.json").write_text(json.dumps({**card, "training": {"lr": 0.0, "batch_size": 8}}))
+    with pytest.raises(OrganismError, match=r"(?s)organism.json: .*training.lr must be in \(0, 1\], got 0.0"):
+        load_organism(newer)
     with pytest.raises(OrganismError, match="suite 'nope' does not exist"):
         suite_organisms("nope", root)
 

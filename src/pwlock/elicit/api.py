@@ -74,6 +74,14 @@ class Training:
     """Candidate epoch counts per number of demonstrations (a k not named: the nearest named k's, on a
     log scale; None: Appendix G.3's)."""
 
+    def __post_init__(self) -> None:  # a hand-edited card is checked where it is read, naming the field
+        if not 0 < self.lr <= 1:
+            raise ValueError(f"training.lr must be in (0, 1], got {self.lr}")
+        if self.batch_size < 1 or self.warmup_steps < 0 or self.weight_decay < 0:
+            raise ValueError("training.batch_size must be >= 1, warmup_steps and weight_decay >= 0")
+        if any(k < 1 or not counts or min(counts) < 1 for k, counts in (self.epochs or {}).items()):
+            raise ValueError(f"training.epochs: positive k to non-empty lists of positive counts, got {self.epochs}")
+
     def args(self, epochs: int, n_examples: int, seed: int) -> TrainArgs:
         """These settings for `epochs` epochs over `n_examples` examples (the batch capped at that)."""
         return TrainArgs(epochs=epochs, batch_size=min(self.batch_size, n_examples), lr=self.lr,
