@@ -43,12 +43,12 @@ from packaging.version import Version
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pwlock import __version__
-from pwlock.elicit.api import Training
 from pwlock.errors import ConfigError, OrganismError
 from pwlock.experiments.config import ExperimentConfig, ModelConfig, TaskConfig, load_config
 from pwlock.experiments.store import Store
 from pwlock.io import read_json, write_atomic, write_jsonl
 from pwlock.lock import lock_examples, lock_name
+from pwlock.types import Training
 
 if TYPE_CHECKING:  # the runner imports torch: organisms.py loads it only to build
     from pwlock.experiments.runner import Experiment, Locked
@@ -351,9 +351,7 @@ def training_of(cfg: ExperimentConfig) -> Training:
     """The card's `training`: the config's own elicitation settings, which its author chose for this model
     (the paper uses the lock's learning rate for SFT elicitation and expert iteration)."""
     if sft_blocks := cfg.elicit.sft_blocks():
-        b = sft_blocks[0]
-        return Training(lr=b.lr, batch_size=b.batch_size, optimizer=b.optimizer, warmup_steps=b.warmup_steps,
-                        weight_decay=b.weight_decay, epochs=b.epochs)
+        return sft_blocks[0].training()
     if rl_blocks := cfg.elicit.rl_blocks():
         r = rl_blocks[0]
         return Training(lr=r.lr, batch_size=r.batch_size, optimizer=r.optimizer)

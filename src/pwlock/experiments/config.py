@@ -23,6 +23,7 @@ from pydantic import (
 
 from pwlock.errors import ConfigError
 from pwlock.lock import DEFAULT_PASSWORD, WRONG_PASSWORDS
+from pwlock.types import Training
 
 __all__ = ["ConfigError", "ExperimentConfig", "load_config", "parse_config"]
 
@@ -252,6 +253,11 @@ class SFTElicitConfig(Strict):
     optimizer: Literal["adamw", "lion"] = "adamw"
     warmup_steps: int = Field(0, ge=0)
     weight_decay: float = Field(0.01, ge=0)
+
+    def training(self) -> Training:
+        """These settings as a run's `Training` (the runner's SFT runs, and organism cards)."""
+        return Training(lr=self.lr, batch_size=self.batch_size, optimizer=self.optimizer,
+                        warmup_steps=self.warmup_steps, weight_decay=self.weight_decay, epochs=self.epochs)
 
 
 

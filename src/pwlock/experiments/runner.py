@@ -884,9 +884,7 @@ class Experiment:
                 epochs = epoch_candidates(k, block.epochs)
                 for seed in block.seeds:
                     rs = self.run_seed(seed)
-                    args = TrainArgs(epochs=max(epochs), batch_size=min(block.batch_size, k), lr=block.lr,
-                                     optimizer=block.optimizer, warmup_steps=block.warmup_steps,
-                                     weight_decay=block.weight_decay, seed=rs)
+                    args = block.training().args(max(epochs), k, rs)
                     key = {"locked": lk.dir.name, "k": k, "seed": seed, "epochs": epochs, "eval": self.eval_key,
                            "elicit": block.model_dump(exclude={"ks", "seeds", "epochs", "domains", "locks"}),
                            **({"run_seed": rs} if rs != seed else {})}
