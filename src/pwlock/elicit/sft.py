@@ -91,9 +91,8 @@ class SFT:
     """SFT on the K demonstrations for a fixed epoch count (`demos:K`): the organism's fine-tuning settings
     (`Context.training`: its config's SFT-elicitation lr, batch and optimizer, as the paper's lock's), for
     the middle of its candidate epoch counts for K (`epoch_candidates`: Appendix G.3's when the config
-    names none). The paper
-    picks among the candidates by the best mean on the validation problems afterwards; a method under
-    test may not see them, so one count is fixed in advance."""
+    names none). The paper picks among the candidates by the best mean on the validation problems
+    afterwards; a method under test may not see them, so one count is fixed in advance."""
 
     name = "sft"
     settings = ("demos",)
@@ -107,5 +106,6 @@ class SFT:
                  budget: Budget, seed: int) -> Elicited:
         assert isinstance(budget, Demos)
         demos, epochs = budget.examples, self.epochs(len(budget.examples), context.training)
-        sft(model, tokenizer, lambda _: demos, context.training.args(epochs, len(demos), seed), desc=f"sft k={len(demos)}")
+        args = context.training.args(epochs, len(demos), seed)
+        sft(model, tokenizer, lambda _: demos, args, desc=f"sft k={len(demos)}")
         return Elicited(model, train_tokens=epochs * n_tokens(tokenizer, demos))
