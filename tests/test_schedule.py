@@ -1,4 +1,5 @@
-"""The scheduler: job order kept, a worker's error raised in the caller, one torch thread per worker."""
+"""The scheduler: job order kept, a worker's error raised in the caller, one torch thread per worker
+while every worker has a job, and the idle workers' threads to the jobs left."""
 
 import pytest
 
@@ -23,3 +24,49 @@ def test_worker_processes_keep_job_order_and_use_their_threads():
 def test_a_failing_job_raises_its_own_error_in_the_caller():
     with pytest.raises(ConfigError, match="job 3 is bad"):
         run_jobs(square_or_fail, [1, 2, 3, 4], workers=2)
+
+
+def threads_while_the_other_job_runs_and_after(job: tuple[str, str]) -> tuple[int, int]:
+    """Job "short" waits until "long" has seen both jobs running, then ends; job "long" reports its
+    torch threads then and once "short" has ended (polling `use_idle_cores` as a training loop does)."""
+    import time
+    from pathlib import Path
+
+    import torch
+
+    from pwlock.experiments.schedule import Share, use_idle_cores
+
+    role, folder = job
+    seen_both = Path(folder) / "long-saw-both"
+    deadline = time.monotonic() + 60
+    if role == "short":
+        while not seen_both.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return 0, 0
+    while Share.running.value < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    use_idle_cores()
+    during = torch.get_num_threads()
+    seen_both.touch()
+    while Share.running.value > 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    use_idle_cores()
+    return during, torch.get_num_threads()
+
+
+def test_a_job_left_alone_takes_the_finished_workers_threads(tmp_path):
+    """Two workers of 1 thread: while both run, each has 1; once one has finished, the other, at its
+    next `use_idle_cores`, has the run's 2 (the budget is workers x threads, not the machine's cores)."""
+    rows = run_jobs(threads_while_the_other_job_runs_and_after, [("short", str(tmp_path)), ("long", str(tmp_path))],
+                    workers=2, threads=1)
+    assert rows == [(0, 0), (1, 2)]
+
+
+def test_use_idle_cores_leaves_the_main_process_alone():
+    import torch
+
+    from pwlock.experiments.schedule import use_idle_cores
+
+    before = torch.get_num_threads()
+    use_idle_cores()
+    assert torch.get_num_threads() == before

@@ -32,6 +32,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
+from pwlock.experiments.schedule import use_idle_cores
 from pwlock.formatting import pad_left, prompt_ids
 
 PREFILL_TOKENS = 8192
@@ -88,6 +89,7 @@ def generate(
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths per batch: less padding
     out: list[str] = [""] * len(ids)
     for start in tqdm(range(0, len(prompts), batch_size), desc=desc, leave=False):
+        use_idle_cores()
         rows = order[start : start + batch_size]
         tokens = decode(model, [ids[i] for i in rows], max_new_tokens=max_new_tokens,
                         eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id,
@@ -237,6 +239,7 @@ def hf_generate(
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths per batch: less padding
     out: list[str] = [""] * len(ids)
     for start in tqdm(range(0, len(prompts), batch_size), desc=desc, leave=False):
+        use_idle_cores()
         rows = order[start : start + batch_size]
         input_ids, mask = pad_left([ids[i] for i in rows], tokenizer.pad_token_id)
         tokens = model.generate(

@@ -27,6 +27,7 @@ from pwlock.elicit.api import Budget, Context, Elicited, Reward
 from pwlock.elicit.expert_iteration import Rewards, Trace
 from pwlock.errors import MethodError
 from pwlock.evaluate import Evaluation
+from pwlock.experiments.schedule import use_idle_cores
 from pwlock.generate import Generator, generate
 from pwlock.train import accel
 from pwlock.train.dpo import Pair, batch_dpo_loss
@@ -89,6 +90,7 @@ def dpo(
         rng.shuffle(pairs)
         model.train()
         for start in tqdm(range(0, len(pairs), args.batch_size), desc=f"dpo {epoch + 1}", leave=False):
+            use_idle_cores()
             mine, weight = accel.shard(pairs[start : start + args.batch_size])
             loss = batch_dpo_loss(trained, reference, tokenizer, mine, beta=beta) * weight
             accel.backward(loss)

@@ -10,6 +10,12 @@ second intra-op thread adds little to them. On the demo's model, one process of 
 trained 481 examples/s; two processes of one thread, 2 x 398 (`bench/schedule.py`). So on a
 CPU the workers are `threads` single-thread processes, and a job is one of them.
 
+When fewer jobs are left than workers (the last, longest lock of a run; a suite whose other
+organisms came from the cache), the idle workers' threads go to the jobs still running: each
+long loop calls `use_idle_cores()` once per step, which sets its process's torch threads to the
+run's thread budget divided by the jobs running now (a shared count). Torch's thread count is
+per calling thread, so the loop itself must make the call; a watcher thread could not.
+
 `run_jobs` is the one entry point: any executor with a `map` over picklable jobs (a process
 pool here; Ray or submitit over a shared cache later) can take its place.
 """
@@ -24,7 +30,7 @@ import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
 
@@ -39,28 +45,65 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def worker_init(threads: int) -> None:
-    """In each worker: `threads` torch threads, no progress bars (several would interleave on one
-    terminal; the main process shows a bar of finished jobs), log lines as usual."""
+class Share:
+    """In a worker process: the run's thread budget and its shared count of jobs running."""
+
+    budget: int = 0
+    running: Any = None  # a multiprocessing Value('i'); None in the main process
+
+
+def worker_init(threads: int, budget: int, running: Any) -> None:
+    """In each worker: `threads` torch threads (until `use_idle_cores` gives it more), no progress
+    bars (several would interleave on one terminal; the main process shows a bar of finished
+    jobs), log lines as usual."""
     tqdm.__init__ = functools.partialmethod(tqdm.__init__, disable=True)
     if sys.platform == "linux":  # die with the run: a killed run leaves no worker computing on
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     import torch
 
     torch.set_num_threads(threads)
+    Share.budget, Share.running = budget, running
+
+
+def counted(fn: Callable[[J], R], job: J) -> R:
+    """`fn(job)`, counted among the run's running jobs while it runs."""
+    with Share.running.get_lock():
+        Share.running.value += 1
+    try:
+        return fn(job)
+    finally:
+        with Share.running.get_lock():
+            Share.running.value -= 1
+
+
+def use_idle_cores() -> None:
+    """In a worker, once per step of a long loop: this process's torch threads become the run's
+    budget divided by the jobs running now (at least 1), so cores a finished worker left idle
+    serve the jobs still running. A no-op outside a worker (the process keeps its own threads).
+    Costs a shared-int read per call and a thread-pool resize only when the share changes."""
+    if Share.running is None:
+        return
+    import torch
+
+    share = max(1, Share.budget // max(1, Share.running.value))
+    if share != torch.get_num_threads():
+        torch.set_num_threads(share)
 
 
 def run_jobs(fn: Callable[[J], R], jobs: Sequence[J], workers: int, threads: int = 1,
              desc: str = "jobs") -> list[R]:
     """`[fn(job) for job in jobs]`, in job order: in this process when `workers` is 1, else on
-    `workers` spawned processes of `threads` torch threads each. The first job to fail raises
+    `workers` spawned processes of `threads` torch threads each (more, from `use_idle_cores`, once
+    fewer jobs than workers are left). The first job to fail raises
     its error here, after the jobs already running have finished (their units stay cached)."""
     if workers <= 1 or len(jobs) <= 1:
         return [fn(job) for job in jobs]
     results: dict[int, R] = {}
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn"), initializer=worker_init,
-                             initargs=(threads,)) as pool:
-        futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
+    workers = min(workers, len(jobs))
+    context = get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=worker_init,
+                             initargs=(threads, workers * threads, context.Value("i", 0))) as pool:
+        futures = {pool.submit(counted, fn, job): i for i, job in enumerate(jobs)}
         try:
             for future in tqdm(as_completed(futures), total=len(jobs), desc=desc, unit="job"):
                 results[futures[future]] = future.result()

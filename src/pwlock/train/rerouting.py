@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pwlock.errors import ConfigError, TrainingError
+from pwlock.experiments.schedule import use_idle_cores
 from pwlock.formatting import prompt_ids
 from pwlock.train.data import collate
 from pwlock.train.losses import completion_nll
@@ -151,6 +152,7 @@ def circuit_break(
     history = []
     bar = tqdm(total=args.steps, desc=desc, unit="step", leave=False, dynamic_ncols=True)
     for step in range(1, args.steps + 1):
+        use_idle_cores()
         c_rr, c_retain = coefficients(step, args.steps, args.alpha)
         bad = {k: v.to(device) for k, v in collate(tokenizer, next(rerouted)).items()}
         good = {k: v.to(device) for k, v in collate(tokenizer, next(retained)).items()}

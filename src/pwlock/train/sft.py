@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pwlock.errors import TrainingError
+from pwlock.experiments.schedule import use_idle_cores
 from pwlock.train import accel
 from pwlock.train.data import pack
 from pwlock.train.losses import flat_lock_loss, flat_nll, supervised_positions
@@ -150,6 +151,7 @@ def sft(
         rng.shuffle(examples)
         epoch_loss = 0.0
         for start in range(0, len(examples), args.batch_size):
+            use_idle_cores()
             mine, weight = accel.shard(examples[start : start + args.batch_size])
             batch = accel.to_device(pack(tokenizer, mine), model)
             with torch.autocast(batch["input_ids"].device.type, dtype=torch.bfloat16, enabled=args.bf16):
