@@ -70,3 +70,41 @@ def test_use_idle_cores_leaves_the_main_process_alone():
     before = torch.get_num_threads()
     use_idle_cores()
     assert torch.get_num_threads() == before
+
+
+def compute_or_wait_for_one_unit(job: tuple[str, str]) -> tuple[int, list]:
+    """Both jobs ask the cache for one unit. The "computer" takes its lock and, while computing, waits
+    until the "waiter" blocks on that lock, then reports its torch threads; the waiter gets the rows."""
+    import time
+    from pathlib import Path
+
+    import torch
+
+    from pwlock.experiments.schedule import Share, use_idle_cores
+    from pwlock.experiments.store import Store
+
+    role, folder = job
+    computing = Path(folder) / "computing"
+    deadline = time.monotonic() + 60
+    threads = 0
+
+    def compute(_: Path) -> list[dict]:
+        nonlocal threads
+        computing.touch()
+        while Share.running.value > 1 and time.monotonic() < deadline:  # the waiter is idle once blocked
+            time.sleep(0.02)
+        use_idle_cores()
+        threads = torch.get_num_threads()
+        return [{"value": 7}]
+
+    if role == "waiter":
+        while not computing.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+    _, rows = Store(Path(folder) / "cache").run("unit", {"k": 1}, compute)
+    return threads, [row["value"] for row in rows]
+
+
+def test_a_job_waiting_for_a_unit_another_computes_lends_it_its_core(tmp_path):
+    rows = run_jobs(compute_or_wait_for_one_unit, [("computer", str(tmp_path)), ("waiter", str(tmp_path))],
+                    workers=2, threads=1)
+    assert rows == [(2, [7]), (0, [7])]

@@ -11,7 +11,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +28,23 @@ RUN_LOCK = ".lock-run"
 
 
 @contextlib.contextmanager
-def file_lock(path: Path, blocking: bool = True) -> Iterator[bool]:
+def file_lock(path: Path, blocking: bool = True,
+              waiting: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext) -> Iterator[bool]:
     """Hold an exclusive `flock` on `path` (POSIX); yields False at once if `blocking` is False and
-    another process holds it. The file holds the holder's pid and is removed on release; a waiter
-    that wakes on a removed file locks the new one, so two processes never both hold it."""
+    another process holds it, else waits for it inside `waiting()` (the scheduler's `idle`: a waiting
+    worker's core serves the others). The file holds the holder's pid and is removed on release; a
+    waiter that wakes on a removed file locks the new one, so two processes never both hold it."""
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            os.close(fd)
-            yield False
-            return
+            if not blocking:
+                os.close(fd)
+                yield False
+                return
+            with waiting():
+                fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             same = os.fstat(fd).st_ino == os.stat(path).st_ino
         except FileNotFoundError:

@@ -13,7 +13,8 @@ CPU the workers are `threads` single-thread processes, and a job is one of them.
 When fewer jobs are left than workers (the last, longest lock of a run; a suite whose other
 organisms came from the cache), the idle workers' threads go to the jobs still running: each
 long loop calls `use_idle_cores()` once per step, which sets its process's torch threads to the
-run's thread budget divided by the jobs running now (a shared count). Torch's thread count is
+run's thread budget divided by the jobs running now (a shared count; a job waiting for a cached
+unit another job computes is not running: `idle`). Torch's thread count is
 per calling thread, so the loop itself must make the call; a watcher thread could not.
 
 `run_jobs` is the one entry point: any executor with a `map` over picklable jobs (a process
@@ -22,12 +23,13 @@ pool here; Ray or submitit over a shared cache later) can take its place.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from typing import Any, TypeVar
@@ -74,6 +76,22 @@ def counted(fn: Callable[[J], R], job: J) -> R:
     finally:
         with Share.running.get_lock():
             Share.running.value -= 1
+
+
+@contextlib.contextmanager
+def idle() -> Iterator[None]:
+    """While a worker waits (for a cached unit another job is computing), it is not counted as
+    running, so `use_idle_cores` gives its core to the jobs that are. A no-op outside a worker."""
+    if Share.running is None:
+        yield
+        return
+    with Share.running.get_lock():
+        Share.running.value -= 1
+    try:
+        yield
+    finally:
+        with Share.running.get_lock():
+            Share.running.value += 1
 
 
 def use_idle_cores() -> None:

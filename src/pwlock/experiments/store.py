@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from pwlock.errors import CacheError, DataError, TrainingError
+from pwlock.experiments.schedule import idle
 from pwlock.io import TMP_PREFIX, disk_full, file_lock, read_jsonl, write_atomic, write_jsonl
 from pwlock.train import accel
 
@@ -163,7 +164,8 @@ class Store:
         rows, _ = self._finished(final)
         if rows is not None:
             return final, rows
-        with file_lock(self.root / f"{LOCK_PREFIX}{final.name}"):  # one process computes; the others wait
+        # one process computes; the others wait, their cores lent to the running jobs (schedule.idle)
+        with file_lock(self.root / f"{LOCK_PREFIX}{final.name}", waiting=idle):
             return self._run(final, name, key, compute)
 
     def _run(self, final: Path, name: str, key: dict[str, Any],
