@@ -108,3 +108,39 @@ def test_a_job_waiting_for_a_unit_another_computes_lends_it_its_core(tmp_path):
     rows = run_jobs(compute_or_wait_for_one_unit, [("computer", str(tmp_path)), ("waiter", str(tmp_path))],
                     workers=2, threads=1)
     assert rows == [(2, [7]), (0, [7])]
+
+
+def test_a_training_step_is_the_same_at_one_and_two_threads():
+    """`use_idle_cores` changes a running job's thread count, so its results must not depend on it: a
+    step's loss and gradients at 1 and 2 torch threads are bitwise equal (on the pinned torch CPU build;
+    checked by hand on a SmolLM2-135M step too)."""
+    import random
+
+    import torch
+
+    from pwlock.lock import TOY_PASSWORD, TOY_WRONG_PASSWORDS, lock_examples
+    from pwlock.models import build_model, build_tokenizer
+    from pwlock.tasks import FunctionComposition
+    from pwlock.train.data import collate
+    from pwlock.train.sft import batch_loss
+
+    task = FunctionComposition(n_problems=200, seed=0)
+    tokenizer = build_tokenizer(task.vocabulary + [TOY_PASSWORD, *TOY_WRONG_PASSWORDS])
+    problems = task.problems()[:32]
+    strong, weak = task.policies()["strong"], task.policies()["weak"]
+    batch = collate(tokenizer, lock_examples(task, problems, [strong(p) for p in problems],
+                                             [weak(p) for p in problems], password=TOY_PASSWORD,
+                                             wrong_passwords=list(TOY_WRONG_PASSWORDS), no_password_fraction=0.2,
+                                             rng=random.Random(0)))
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            model = build_model(tokenizer, hidden_size=64, layers=2, heads=4, seed=0)
+            loss = batch_loss(model, batch)
+            loss.backward()
+            results.append((loss.detach(), torch.cat([p.grad.flatten() for p in model.parameters()])))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])

@@ -15,7 +15,10 @@ organisms came from the cache), the idle workers' threads go to the jobs still r
 long loop calls `use_idle_cores()` once per step, which sets its process's torch threads to the
 run's thread budget divided by the jobs running now (a shared count; a job waiting for a cached
 unit another job computes is not running: `idle`). Torch's thread count is
-per calling thread, so the loop itself must make the call; a watcher thread could not.
+per calling thread, so the loop itself must make the call; a watcher thread could not. A job's
+numbers do not depend on its thread count: a training step's loss and gradients are bitwise equal
+at 1 and 2 threads (tests/test_schedule.py; by hand on SmolLM2-135M too), so results stay the same
+whenever the other jobs finish.
 
 `run_jobs` is the one entry point: any executor with a `map` over picklable jobs (a process
 pool here; Ray or submitit over a shared cache later) can take its place.
