@@ -30,11 +30,13 @@ Departures from the issue, and why:
 - The probe only sees the prompt (where generation starts), not the model's answers.
 
 Works on any Hugging Face causal LM (`output_hidden_states`: no hooks to install or leave behind); the
-weights are not changed (so `prompt_only` is allowed). On the `small-lm` suite (one SmolLM2 lock and its
+weights are not changed (so `prompt_only` is allowed). On the `small-lm` suite (two SmolLM2 locks and their
 twins; `pwlock detect probe --suite small-lm --setting unsupervised --seeds 0 1 2`) every model reads the
 instructions (held-out probe accuracy 1.00 at layer 15 of 30) and the plain prompts fall *outside* the
-segment, beyond "correctly": positions -0.91 (locked), -1.33 (weak twin), -1.61 (strong twin), seeds
-within 0.07. The lock sits nearest "incorrectly", as the detector hopes, but one organism is an anecdote.
+segment, beyond "correctly": positions -0.91 / -0.30 (locks of seeds 0 / 1), -1.33 / -0.78 (weak twins),
+-1.61 / -1.36 (strong twins), seeds within 0.1. Each lock sits nearest "incorrectly" within its own family,
+as the detector hopes, but seed 0's lock sits below seed 1's weak twin: each model's direction is its own,
+so positions compare models of one family, not across families (pooled AUROC 0.875 [0.500, 1.000]).
 """
 
 from __future__ import annotations
