@@ -14,11 +14,11 @@ When fewer jobs are left than workers (the last, longest lock of a run; a suite 
 organisms came from the cache), the idle workers' threads go to the jobs still running: each
 long loop calls `use_idle_cores()` once per step, which sets its process's torch threads to the
 run's thread budget divided by the jobs running now (a shared count; a job waiting for a cached
-unit another job computes is not running: `idle`). Torch's thread count is
-per calling thread, so the loop itself must make the call; a watcher thread could not. A job's
-numbers do not depend on its thread count: a training step's loss and gradients are bitwise equal
-at 1 and 2 threads (tests/test_schedule.py; by hand on SmolLM2-135M too), so results stay the same
-whenever the other jobs finish.
+unit another job computes is not running: `idle`). Torch's thread count is per calling thread,
+so the loop itself must make the call; a watcher thread could not. A job's numbers do not depend
+on its thread count: a training step's loss and gradients are bitwise equal at 1 and 2 threads
+(tests/test_schedule.py; by hand on SmolLM2-135M too), so results stay the same whenever the
+other jobs finish.
 
 `run_jobs` is the one entry point: any executor with a `map` over picklable jobs (a process
 pool here; Ray or submitit over a shared cache later) can take its place.
@@ -115,8 +115,8 @@ def run_jobs(fn: Callable[[J], R], jobs: Sequence[J], workers: int, threads: int
              desc: str = "jobs") -> list[R]:
     """`[fn(job) for job in jobs]`, in job order: in this process when `workers` is 1, else on
     `workers` spawned processes of `threads` torch threads each (more, from `use_idle_cores`, once
-    fewer jobs than workers are left). The first job to fail raises
-    its error here, after the jobs already running have finished (their units stay cached)."""
+    fewer jobs than workers are left). The first job to fail raises its error here, after the jobs
+    already running have finished (their units stay cached)."""
     if workers <= 1 or len(jobs) <= 1:
         return [fn(job) for job in jobs]
     results: dict[int, R] = {}
