@@ -14,6 +14,8 @@ Runs, each in its own process (one at a time, so they don't share the cores):
                 (OMP_WAIT_POLICY=PASSIVE, 2 threads): >= 40% of the quiet throughput
   schedule      two single-thread processes side by side vs one two-thread process (the run's
                 worker processes, experiments/schedule.py): summed throughput ratio > 1
+  idle_cores    two unequal jobs on two workers: the long job's loop with `use_idle_cores` (it takes
+                the finished worker's core) vs without, at two model widths: time ratio > 1
   bf16          SmolLM2 fine-tuning and generation under bf16 autocast vs fp32 (bench/bf16.py): the
                 speed-ups (> 1 where the CPU has AVX512-BF16 or AMX; skipped elsewhere, where bf16 is
                 emulated) and, reported beside them, what bf16 does to the loss and the correctness
@@ -49,6 +51,7 @@ FULL = {
     "eval": ["--n", "100", "--serial-every", "5"],
     "shared_cpu": ["--seconds", "6", "--repeats", "2"],
     "schedule": ["--seconds", "6", "--repeats", "2"],
+    "idle_cores": ["--repeats", "2"],
     "bf16": [],
 }
 QUICK = {
@@ -57,6 +60,7 @@ QUICK = {
     "eval": ["--n", "24", "--serial-every", "8"],
     "shared_cpu": ["--seconds", "2", "--repeats", "1"],
     "schedule": ["--seconds", "2", "--repeats", "1"],
+    "idle_cores": ["--scale", "0.3", "--repeats", "1"],
     "bf16": ["--examples", "32", "--eval", "16", "--matmul-reps", "2"],
 }
 
@@ -164,6 +168,14 @@ def bench_schedule(out: Path, args: list[str]) -> list[dict]:
                   seconds=seconds)]
 
 
+def bench_idle_cores(out: Path, args: list[str]) -> list[dict]:
+    seconds, text = run("idle_cores.py", [*args, "--out", str(out / "idle_cores.json")])
+    print(text, end="")
+    widths = json.loads((out / "idle_cores.json").read_text())["widths"]
+    return [check(f"last job alone, without / with use_idle_cores: {name}", r["without / with"], 1.0,
+                  file="idle_cores.json", seconds=seconds) for name, r in widths.items()]
+
+
 def bench_bf16(out: Path, args: list[str]) -> list[dict]:
     from pwlock.train.sft import bf16_supported  # here: transformers need not load for the other benchmarks
 
@@ -193,8 +205,8 @@ def main() -> None:
     parser.add_argument("--tuned-model", type=Path, default=None,
                         help="model dir of a tuned arithmetic model (the showcase's pi_strong); "
                              "default: a stand-in made by bench/tuned_model.py")
-    parser.add_argument("--only", default="sft,dpo,eval,shared_cpu,schedule,bf16",
-                        help="comma-separated subset of sft, dpo, eval, shared_cpu, schedule, bf16")
+    parser.add_argument("--only", default="sft,dpo,eval,shared_cpu,schedule,idle_cores,bf16",
+                        help="comma-separated subset of sft, dpo, eval, shared_cpu, schedule, idle_cores, bf16")
     parser.add_argument("--results", type=Path, default=None,
                         help="folder for the JSON files (default bench/results, --quick: bench/results/quick)")
     cli = parser.parse_args()
@@ -221,6 +233,8 @@ def main() -> None:
         checks += bench_shared_cpu(out, mode["shared_cpu"])
     if "schedule" in only:
         checks += bench_schedule(out, mode["schedule"])
+    if "idle_cores" in only:
+        checks += bench_idle_cores(out, mode["idle_cores"])
     if "bf16" in only:
         checks += bench_bf16(out, mode["bf16"])
     machine["load_avg_at_end"] = os.getloadavg()
