@@ -42,3 +42,29 @@ def cpu_flags() -> dict:
     flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
     wanted = ["avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile"]
     return {"model": model, "flags": {f: f in flags for f in wanted}}
+
+
+def demo_training(hidden: int = 96, layers: int = 4, examples: int = 512) -> tuple[torch.nn.Module, list, object]:
+    """The demo's training step, set up: a from-scratch Llama (`hidden` x `layers`, 4 heads) on the lock
+    data (D_lock of function composition's first `examples` problems, 20% no password) in batches of 64,
+    AdamW at lr 1e-3. Returns (model in train mode, batches, optimizer)."""
+    import random
+
+    from pwlock.lock import TOY_PASSWORD, TOY_WRONG_PASSWORDS, lock_examples
+    from pwlock.models import build_model, build_tokenizer
+    from pwlock.tasks import FunctionComposition
+    from pwlock.train.data import collate
+    from pwlock.train.sft import TrainArgs, make_optimizer
+
+    task = FunctionComposition(n_problems=2000, seed=0)
+    tokenizer = build_tokenizer(task.vocabulary + [TOY_PASSWORD, *TOY_WRONG_PASSWORDS])
+    model = build_model(tokenizer, hidden_size=hidden, layers=layers, heads=4, seed=0)
+    problems = task.problems()[:examples]
+    strong, weak = task.policies()["strong"], task.policies()["weak"]
+    data = lock_examples(task, problems, [strong(p) for p in problems], [weak(p) for p in problems],
+                         password=TOY_PASSWORD, wrong_passwords=list(TOY_WRONG_PASSWORDS),
+                         no_password_fraction=0.2, rng=random.Random(0))
+    batches = [collate(tokenizer, data[i : i + 64]) for i in range(0, len(data), 64)]
+    optimizer = make_optimizer(model, TrainArgs(epochs=1, batch_size=64, lr=1e-3))
+    model.train()
+    return model, batches, optimizer

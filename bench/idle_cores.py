@@ -31,26 +31,12 @@ WIDTHS = {"demo (hidden 96, 4 layers)": (96, 4, 60), "wide (hidden 384, 8 layers
 def train(job: tuple[int, int, int, bool]) -> float:
     """`steps` SFT steps of a (hidden, layers) model; calls `use_idle_cores` each step if `share`."""
     steps, hidden, layers, share = job
-    import random
+    from common import demo_training  # bench/common.py
 
     from pwlock.experiments.schedule import use_idle_cores
-    from pwlock.lock import TOY_PASSWORD, TOY_WRONG_PASSWORDS, lock_examples
-    from pwlock.models import build_model, build_tokenizer
-    from pwlock.tasks import FunctionComposition
-    from pwlock.train.data import collate
-    from pwlock.train.sft import TrainArgs, batch_loss, make_optimizer
+    from pwlock.train.sft import batch_loss
 
-    task = FunctionComposition(n_problems=1000, seed=0)
-    tokenizer = build_tokenizer(task.vocabulary + [TOY_PASSWORD, *TOY_WRONG_PASSWORDS])
-    model = build_model(tokenizer, hidden_size=hidden, layers=layers, heads=4, seed=0)
-    problems = task.problems()[:256]
-    strong, weak = task.policies()["strong"], task.policies()["weak"]
-    examples = lock_examples(task, problems, [strong(p) for p in problems], [weak(p) for p in problems],
-                             password=TOY_PASSWORD, wrong_passwords=list(TOY_WRONG_PASSWORDS),
-                             no_password_fraction=0.2, rng=random.Random(0))
-    batches = [collate(tokenizer, examples[i : i + 64]) for i in range(0, len(examples), 64)]
-    optimizer = make_optimizer(model, TrainArgs(epochs=1, batch_size=64, lr=1e-3))
-    model.train()
+    model, batches, optimizer = demo_training(hidden, layers, examples=256)
     start = time.perf_counter()
     for i in range(steps):
         if share:

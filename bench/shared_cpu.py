@@ -29,27 +29,12 @@ HERE = Path(__file__).resolve().parent
 
 
 def worker(seconds: float, warmup: int) -> None:
-    import random
-
     import torch
+    from common import demo_training  # bench/common.py
 
-    from pwlock.lock import TOY_PASSWORD, TOY_WRONG_PASSWORDS, lock_examples
-    from pwlock.models import build_model, build_tokenizer
-    from pwlock.tasks import FunctionComposition
-    from pwlock.train.data import collate
-    from pwlock.train.sft import TrainArgs, batch_loss, make_optimizer
+    from pwlock.train.sft import batch_loss
 
-    task = FunctionComposition(n_problems=2000, seed=0)
-    tokenizer = build_tokenizer(task.vocabulary + [TOY_PASSWORD, *TOY_WRONG_PASSWORDS])
-    model = build_model(tokenizer, hidden_size=96, layers=4, heads=4, seed=0)
-    problems = task.problems()[:512]
-    strong, weak = task.policies()["strong"], task.policies()["weak"]
-    examples = lock_examples(task, problems, [strong(p) for p in problems], [weak(p) for p in problems],
-                             password=TOY_PASSWORD, wrong_passwords=list(TOY_WRONG_PASSWORDS),
-                             no_password_fraction=0.2, rng=random.Random(0))
-    batches = [collate(tokenizer, examples[i : i + 64]) for i in range(0, len(examples), 64)]
-    optimizer = make_optimizer(model, TrainArgs(epochs=1, batch_size=64, lr=1e-3))
-    model.train()
+    model, batches, optimizer = demo_training()
 
     def step(i: int) -> None:
         loss = batch_loss(model, batches[i % len(batches)])
