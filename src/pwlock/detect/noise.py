@@ -39,6 +39,13 @@ Departures from the paper, and why:
   (sums of r products) and are correlated within a row and a column: the same sigma is the same
   size of noise, not the same noise.
 
+Why not the `noise-injection` package (PyPI, 0.3.0; read, not installed): its `sweep_sigma` sweeps one
+draw per sigma through an `eval_fn` and restores weights bit-exactly from a snapshot, but its Gaussian
+generator samples in the parameter's own dtype (in bf16 a small sigma rounds away; a custom generator
+could sample fp32), and it has no LoRA-noise mode, no draws per sigma on a shared prompt sample, no phi
+and no reward budget. What it would replace is the add-and-restore loop (`restored`, about 30 lines,
+tested bit-exact); the rest pwlock needs anyway, so it is not a dependency.
+
 Noise is sampled in fp32 (the draw does not depend on the weights' dtype) and added in each
 parameter's dtype; `restored` puts every parameter back bit-exactly after each step, and on any
 exception mid-sweep, so a detector hands back the model it was given.
