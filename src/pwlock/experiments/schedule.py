@@ -70,15 +70,18 @@ def worker_init(threads: int, budget: int, running: Any) -> None:
     Share.budget, Share.running = budget, running
 
 
+def add_running(delta: int) -> None:
+    with Share.running.get_lock():
+        Share.running.value += delta
+
+
 def counted(fn: Callable[[J], R], job: J) -> R:
     """`fn(job)`, counted among the run's running jobs while it runs."""
-    with Share.running.get_lock():
-        Share.running.value += 1
+    add_running(1)
     try:
         return fn(job)
     finally:
-        with Share.running.get_lock():
-            Share.running.value -= 1
+        add_running(-1)
 
 
 @contextlib.contextmanager
@@ -88,13 +91,11 @@ def idle() -> Iterator[None]:
     if Share.running is None:
         yield
         return
-    with Share.running.get_lock():
-        Share.running.value -= 1
+    add_running(-1)
     try:
         yield
     finally:
-        with Share.running.get_lock():
-            Share.running.value += 1
+        add_running(1)
 
 
 def use_idle_cores() -> None:
