@@ -18,6 +18,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from common import git_sha
 
@@ -35,15 +36,21 @@ def password_of(organism: Organism, domain: str) -> str:
     return str(secret["password"])
 
 
+def with_password(organism: Organism, task: Any, samples: int) -> Reward:
+    """The detector's reward budget with the password in every prompt: the elicitation split, in the
+    order `prepare`'s budget holds it, so one seed draws the same problems from both."""
+    elicit = task_splits(organism.card.task)[1]["elicit"]
+    prompts = [task.prompt(q, password_of(organism, q.domain)) for q in elicit]
+    by_prompt = dict(zip(prompts, elicit))
+    return Reward(prompts, samples=samples,
+                  score=lambda asked, done: [float(task.score(by_prompt[a], c)) for a, c in zip(asked, done)])
+
+
 def phis(organism: Organism, samples: int, draws: int, mode: str) -> dict[str, dict[str, float]]:
-    p = prepare(organism, "locked", parse_setting(f"reward:{samples}"), seed=0)  # the model, as a detector gets it
-    _, splits = task_splits(organism.card.task)
+    # the model and the no-password budget exactly as the detector gets them
+    p = prepare(organism, "locked", parse_setting(f"reward:{samples}"), seed=0)
     out = {}
-    for name, password in (("without_password", False), ("with_password", True)):
-        prompts = [p.task.prompt(q, password_of(organism, q.domain) if password else None) for q in splits["elicit"]]
-        by_prompt = dict(zip(prompts, splits["elicit"]))
-        budget = Reward(prompts, samples=samples,
-                        score=lambda asked, done, by=by_prompt: [float(p.task.score(by[a], c)) for a, c in zip(asked, done)])
+    for name, budget in (("without_password", p.budget), ("with_password", with_password(organism, p.task, samples))):
         # the same seed samples the same problem indices from both prompt lists: a paired comparison
         s = sweep(p.model, p.tokenizer, p.context, budget, DEFAULT_SIGMAS, draws, seed=0, min_prompts=16, mode=mode)
         sigma, _ = s.best()
