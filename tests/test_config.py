@@ -142,3 +142,29 @@ def test_every_repo_config_loads_and_names_a_real_task(path):
     """Each config under configs/ (the README's experiments) loads and builds its task."""
     cfg = load_config(path)
     assert build_task(cfg).name == cfg.task.name and cfg.name == path.stem
+
+
+def test_configs_of_a_suite_that_train_one_strong_base_share_its_cache_key():
+    """The task's fields are part of every unit's cache key, so two configs of a suite that differ only in
+    writing out a task default would train the same strong base twice (the toy suite's RL config did:
+    164 s of its build)."""
+    import inspect
+    import json
+
+    from pwlock.organisms import entry_config, load_suite, suite_names
+    from pwlock.tasks import TASKS
+
+    for name in suite_names():
+        suite, base = load_suite(name)
+        written: dict[str, str] = {}
+        for entry in suite.organisms:
+            cfg = entry_config(entry, base)
+            task = cfg.task.model_dump()
+            params = inspect.signature(TASKS[task["name"]].__init__).parameters.values()
+            defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+            trains = json.dumps([{**defaults, **task}, cfg.model.model_dump(), cfg.lock.pretrain and
+                                 cfg.lock.pretrain.model_dump(), sorted(cfg.lock.all_passwords())],
+                                sort_keys=True, default=str)
+            key = json.dumps(task, sort_keys=True)
+            assert written.setdefault(trains, key) == key, f"suite {name}: {entry.config} writes its task differently"
+
