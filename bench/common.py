@@ -20,16 +20,18 @@ def git_sha() -> str:
         return "unknown"
 
 
-def matmul_peak(n: int, reps: int, dtype: torch.dtype = torch.float32) -> float:
-    """Best FLOP/s of an n x n matmul (2 n^3 flops) in `dtype` over `reps` timed runs."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+def matmul_peak(n: int | tuple[int, int, int], reps: int, dtype: torch.dtype = torch.float32) -> float:
+    """Best FLOP/s of an n x n matmul (2 n^3 flops), or of an (m, k) x (k, n) one for n = (m, k, n), in
+    `dtype` over `reps` timed runs."""
+    m, k, n = (n, n, n) if isinstance(n, int) else n
+    a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
     torch.matmul(a, b)  # warm-up
     best = float("inf")
     for _ in range(reps):
         t0 = time.perf_counter()
         torch.matmul(a, b)
         best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best
+    return 2 * m * k * n / best
 
 
 def cpu_flags() -> dict:

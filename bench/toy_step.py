@@ -44,20 +44,6 @@ def steps_per_s(model, batches, optimizer, steps: int, bf16: bool = False) -> fl
     return steps / (time.perf_counter() - start)
 
 
-def shape_peak(m: int, k: int, n: int, reps: int = 20) -> float:
-    """Best FLOP/s of an (m, k) x (k, n) fp32 matmul."""
-    a, b = torch.randn(m, k), torch.randn(k, n)
-    torch.matmul(a, b)
-    best = min(_timed(lambda: torch.matmul(a, b)) for _ in range(reps))
-    return 2 * m * k * n / best
-
-
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=40, help="timed steps per measurement")
@@ -78,7 +64,7 @@ def main() -> None:
     bf16 = steps_per_s(model, batches, optimizer, args.steps, bf16=True) if bf16_supported("cpu") else None
     hidden, inter = model.config.hidden_size, model.config.intermediate_size
     peak = matmul_peak(2048, 5)
-    step_peak = shape_peak(tokens, hidden, inter)  # the MLP's up projection, the step's largest matmul
+    step_peak = matmul_peak((tokens, hidden, inter), 20)  # the MLP's up projection, its largest matmul
     result = {
         "benchmark": "toy_step",
         "settings": {"model": f"llama hidden {hidden}, {model.config.num_hidden_layers} layers, MLP {inter}",
