@@ -108,6 +108,41 @@ def test_prefill_groups_pad_little_and_cover_every_row_once():
     assert len(groups) < len(lengths) / 3
 
 
+def test_decode_batches_bound_the_cache_at_full_length_and_cover_every_row_once():
+    from pwlock.generate import decode_batches
+
+    assert decode_batches([10] * 100, 256, 48, 10**6) == [slice(0, 100)]  # short prompts: one batch, as before
+    assert decode_batches([10] * 100, 30, 48, 10**6) == [slice(0, 30), slice(30, 60), slice(60, 90), slice(90, 100)]
+    assert decode_batches([], 8, 8, 100) == []
+    lengths = sorted([5, 6, 40, 41, 300, 310, 1900, 2000] * 9)
+    batches = decode_batches(lengths, 16, 48, 8_000)
+    assert [i for b in batches for i in range(len(lengths))[b]] == list(range(len(lengths)))
+    for b in batches:
+        rows = lengths[b]
+        assert len(rows) <= 16
+        assert len(rows) == 1 or len(rows) * (max(rows) + 48) <= 8_000
+    assert decode_batches([5000, 6000], 8, 48, 1000) == [slice(0, 1), slice(1, 2)]  # one row even past the bound
+
+
+def test_generate_keeps_each_batch_cache_within_the_budget_and_its_completions(tokenizer, tiny_model, monkeypatch):
+    import pwlock.generate as gen
+
+    prompts = [" ".join(["swordfish | fn1 fn2 fn3 | 9 9 9 9 |"] * n) for n in (1, 2, 3, 4, 5, 6)]
+    ids = gen.prompt_ids(tokenizer, prompts)
+    per_token = gen.kv_bytes_per_token(tiny_model)
+    assert per_token == 2 * tiny_model.config.num_hidden_layers * tiny_model.config.hidden_size * 4
+    unbounded = gen.generate(tiny_model, tokenizer, prompts, max_new_tokens=6, batch_size=6)
+    widths = []
+    real_decode = gen.decode
+    monkeypatch.setattr(gen, "decode", lambda model, rows, **kw: widths.append([len(r) for r in rows])
+                        or real_decode(model, rows, **kw))
+    budget = 2 * (max(len(x) for x in ids) + 6)  # two of the longest rows at full length
+    monkeypatch.setattr(gen, "CPU_CACHE_BYTES", budget * per_token)
+    assert gen.generate(tiny_model, tokenizer, prompts, max_new_tokens=6, batch_size=6) == unbounded
+    assert 3 <= len(widths) < 6 and sum(map(len, widths)) == 6
+    assert all(len(w) * (max(w) + 6) <= budget for w in widths)
+
+
 def test_sampling_is_reproducible_for_a_seed_and_batch_size(pretrained_dir):
     from pwlock.models.pretrained import load_model
     from pwlock.tasks.arithmetic import Arithmetic

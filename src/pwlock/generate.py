@@ -39,6 +39,52 @@ PREFILL_TOKENS = 8192
 """At most this many (padded) prompt tokens per prompt-pass group: bounds the pass's activations."""
 PREFILL_SLACK = 8
 """A prompt-pass group pads its rows by at most this many tokens (or an eighth of its longest row)."""
+CPU_CACHE_BYTES = 2 * 2**30
+"""On CPU, a batch's KV cache at full length (its rows x (longest prompt + max_new_tokens)) stays within
+this: side-by-side workers share the RAM, and a fixed bound keeps the batches, so the fp32 rounding,
+the same on every machine. On an accelerator, half of its free memory at the call."""
+
+
+def kv_bytes_per_token(model: PreTrainedModel) -> int:
+    """Bytes one token adds to the KV cache: keys and values of every layer (grouped-query heads counted
+    as the model keeps them)."""
+    config = model.config.get_text_config()
+    heads = config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    return 2 * config.num_hidden_layers * kv_heads * head_dim * next(model.parameters()).element_size()
+
+
+def cache_budget(device: torch.device) -> int:
+    """The KV-cache bytes one batch may take on `device` (CPU_CACHE_BYTES on CPU)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0] // 2
+    return CPU_CACHE_BYTES
+
+
+def decode_batches(lengths: Sequence[int], batch_size: int, max_new_tokens: int, max_tokens: int) -> list[slice]:
+    """Consecutive rows (sorted by prompt length, as `generate` passes them) cut into batches of at
+    most `batch_size` rows whose cache at full length, rows x (longest prompt + max_new_tokens), stays
+    within `max_tokens` (a batch has at least one row). Short prompts fill whole batches; many-shot
+    prompts near the context get fewer rows instead of exhausting the memory (64 shots of arithmetic
+    on SmolLM2-135M: 100 rows x 2,000 tokens is a 9 GB cache, and two such workers were killed)."""
+    batches, start = [], 0
+    for i, n in enumerate(lengths):
+        rows = i - start + 1
+        if i > start and (rows > batch_size or rows * (n + max_new_tokens) > max_tokens):
+            batches.append(slice(start, i))
+            start = i
+    if len(lengths):
+        batches.append(slice(start, len(lengths)))
+    return batches
+
+
+def batches_of(model: PreTrainedModel, ids: Sequence[Sequence[int]], batch_size: int, max_new_tokens: int,
+               ) -> tuple[list[int], list[slice]]:
+    """The prompts' order (by length: similar lengths per batch, less padding) and its batches."""
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    max_tokens = cache_budget(next(model.parameters()).device) // kv_bytes_per_token(model)
+    return order, decode_batches([len(ids[i]) for i in order], batch_size, max_new_tokens, max_tokens)
 
 
 def prefill_groups(lengths: Sequence[int]) -> list[slice]:
@@ -86,11 +132,11 @@ def generate(
     device = next(model.parameters()).device
     rng = torch.Generator(device=device).manual_seed(seed)
     ids = prompt_ids(tokenizer, prompts)
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths per batch: less padding
+    order, batches = batches_of(model, ids, batch_size, max_new_tokens)
     out: list[str] = [""] * len(ids)
-    for start in tqdm(range(0, len(prompts), batch_size), desc=desc, leave=False):
+    for batch in tqdm(batches, desc=desc, leave=False):
         use_idle_cores()
-        rows = order[start : start + batch_size]
+        rows = order[batch]
         tokens = decode(model, [ids[i] for i in rows], max_new_tokens=max_new_tokens,
                         eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id,
                         temperature=temperature, rng=rng)
@@ -236,11 +282,11 @@ def hf_generate(
     sampling = dict(do_sample=True, temperature=temperature, top_p=1.0, top_k=0)
     options = sampling if temperature > 0 else dict(do_sample=False, temperature=None, top_p=None, top_k=None)
     ids = prompt_ids(tokenizer, prompts)
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths per batch: less padding
+    order, batches = batches_of(model, ids, batch_size, max_new_tokens)
     out: list[str] = [""] * len(ids)
-    for start in tqdm(range(0, len(prompts), batch_size), desc=desc, leave=False):
+    for batch in tqdm(batches, desc=desc, leave=False):
         use_idle_cores()
-        rows = order[start : start + batch_size]
+        rows = order[batch]
         input_ids, mask = pad_left([ids[i] for i in rows], tokenizer.pad_token_id)
         tokens = model.generate(
             input_ids=input_ids.to(device),
