@@ -38,6 +38,18 @@ def test_rerouting_loss_is_the_relu_of_the_cosine_over_real_tokens_and_layers():
     assert rerouting_loss(-frozen, frozen, mask).item() == 0.0  # pointing away costs nothing
 
 
+def test_centred_rerouting_ignores_a_massive_dimension_and_a_sink_token():
+    """Tokens that share a massive dimension (100) have raw cosines near 1 whatever else they carry;
+    centred on the frozen states' median (a sink token's 1000 and the padding left out), the loss sees
+    that the trained states turned the token-specific part by 90 degrees."""
+    frozen = torch.tensor([[[[1000.0, 3, 0], [100, 1, 0], [100, 0, 1], [100, -1, 0], [9, 9, 9]]]])  # (1, 1, 5, 3)
+    trained = torch.tensor([[[[1000.0, 3, 0], [100, 0, 1], [100, -1, 0], [100, 0, -1], [7, 7, 7]]]])
+    mask = torch.tensor([[1, 1, 1, 1, 0]])
+    assert rerouting_loss(trained, frozen, mask).item() > 0.999
+    assert rerouting_loss(trained, frozen, mask, centre=True).item() == pytest.approx(0.25)  # the sink alone: cos 1
+    assert rerouting_loss(frozen, frozen, mask, centre=True).item() == pytest.approx(1.0)  # unchanged states: cos 1
+
+
 def test_retain_loss_is_the_mean_l2_distance_over_real_tokens_and_layers():
     frozen = torch.zeros(2, 1, 3, 2)
     trained = torch.tensor([[[[3.0, 4.0], [0.0, 0.0], [7.0, 7.0]]],

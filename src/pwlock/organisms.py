@@ -76,6 +76,8 @@ class CircuitBreaker(Strict):
     nll: float = Field(5.0, ge=0)
     """Weight of the completion NLL on both kinds of examples (0: the published recipe, whose
     no-password correctness fell far below pi_weak's on a demo lock)."""
+    centre: bool = False
+    """Reroute centred states (`train.rerouting.rerouting_loss`): for models with a massive activation."""
 
 
 class SuiteEntry(Strict):
@@ -383,9 +385,12 @@ def circuit_broken_lock(exp: Experiment, lk: Locked, settings: CircuitBreaker) -
     except ConfigError as e:
         raise ConfigError(f"circuit_breaker.{e} (lock {lk.name} of {cfg.name})") from None
     args = RerouteArgs(layers=tuple(settings.layers), steps=settings.steps, alpha=settings.alpha,
-                       batch_size=settings.batch_size, lr=settings.lr, nll=settings.nll, seed=cfg.model.seed)
+                       batch_size=settings.batch_size, lr=settings.lr, nll=settings.nll, centre=settings.centre,
+                       seed=cfg.model.seed)
     # The plain lock's unit names everything its D_lock depends on; the cosines are measured on `eval`'s problems.
-    key = {"lock": lk.dir.name, "circuit_breaker": settings.model_dump(), "seed": cfg.model.seed, "eval": exp.eval_key}
+    # `centre` enters the key only when set, so locks circuit-broken before it existed keep their units.
+    breaker = settings.model_dump(exclude=set() if settings.centre else {"centre"})
+    key = {"lock": lk.dir.name, "circuit_breaker": breaker, "seed": cfg.model.seed, "eval": exp.eval_key}
 
     def compute(folder: Path) -> list[dict[str, Any]]:
         problems = exp.splits["lock"]
@@ -400,10 +405,9 @@ def circuit_broken_lock(exp: Experiment, lk: Locked, settings: CircuitBreaker) -
         circuit_break(model, frozen, tokenizer, weak, strong, args, desc=f"circuit breaking {lk.name}")
         exp.save(model, folder)
         trained = exp.load(folder / "model")[0]
-        return [{"without_password": hidden_cosine(trained, frozen, tokenizer,
-                                                   [task.prompt(p, None) for p in exp.val], args.layers),
-                 "with_password": hidden_cosine(trained, frozen, tokenizer,
-                                                [task.prompt(p, lock.password) for p in exp.val], args.layers)}]
+        return [{name: hidden_cosine(trained, frozen, tokenizer, [task.prompt(p, password) for p in exp.val],
+                                     args.layers, centre=args.centre)
+                 for name, password in (("without_password", None), ("with_password", lock.password))}]
 
     folder, rows = exp.store.run(f"{CIRCUIT_BROKEN}_{lk.name}", key, compute)
     return folder, {k: float(rows[0][k]) for k in ("without_password", "with_password")}

@@ -64,6 +64,8 @@ class RerouteArgs:
     lr: float = 1e-4
     nll: float = 0.0
     """Weight of the completion NLL on both kinds of examples (0: the published recipe)."""
+    centre: bool = False
+    """Cosines of centred states (`rerouting_loss`); False: raw states, the published recipe."""
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     seed: int = 0
@@ -80,12 +82,35 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * weights).sum() / weights.sum().clamp(min=1)
 
 
-def rerouting_loss(trained: torch.Tensor, frozen: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def centre_of(frozen: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Each layer's per-dimension median of the frozen states over the real tokens: frozen (L, B, T, H),
+    mask (B, T) -> (L, 1, 1, H). A median, not a mean: a row's first token can carry a norm 100 times
+    the others' (an attention sink: 22,000 against 230 at SmolLM2-135M's block 20) and would drag a mean."""
+    return frozen[:, mask.bool()].float().median(dim=1).values[:, None, None, :]
+
+
+def rerouting_loss(trained: torch.Tensor, frozen: torch.Tensor, mask: torch.Tensor, centre: bool = False,
+                   ) -> torch.Tensor:
     """ReLU of the cosine similarity of each token's hidden state to the frozen model's, averaged
     over layers and real tokens: trained, frozen (L, B, T, H), mask (B, T) -> scalar. Zero once
-    every state is orthogonal to (or points away from) the frozen one."""
-    cos = F.cosine_similarity(trained.float(), frozen.float(), dim=-1)  # (L, B, T)
-    return masked_mean(F.relu(cos), mask)
+    every state is orthogonal to (or points away from) the frozen one.
+
+    `centre`: both states minus the frozen ones' median (`centre_of`) before the cosine. A model with a
+    massive activation (a dimension near-constant and large on every token: SmolLM2-135M's 507 carries
+    ~100 of a state's norm of ~150 at block 10) has a raw cosine of ~0.6 between any two tokens' states,
+    so the raw loss can only fall by moving that dimension, which the rest of the model relies on;
+    centred, two tokens' states have cosine ~0 and the loss measures what the tokens carry."""
+    return masked_mean(F.relu(token_cosines(trained, frozen, mask, centre)), mask)
+
+
+def token_cosines(trained: torch.Tensor, frozen: torch.Tensor, mask: torch.Tensor, centre: bool) -> torch.Tensor:
+    """Each token's cosine between the two models' states (centred: both minus `centre_of` the frozen
+    ones): (L, B, T, H) twice, mask (B, T) -> (L, B, T)."""
+    trained, frozen = trained.float(), frozen.float()
+    if centre:
+        middle = centre_of(frozen, mask)
+        trained, frozen = trained - middle, frozen - middle
+    return F.cosine_similarity(trained, frozen, dim=-1)
 
 
 def retain_loss(trained: torch.Tensor, frozen: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -161,7 +186,7 @@ def circuit_break(
             frozen_good = hidden_states(frozen, good)[0]  # (L + 1, B, T, H)
         states_bad, logits_bad = hidden_states(model, bad)
         states_good, logits_good = hidden_states(model, good)
-        rr = rerouting_loss(states_bad[chosen], frozen_bad, bad["attention_mask"])
+        rr = rerouting_loss(states_bad[chosen], frozen_bad, bad["attention_mask"], args.centre)
         keep = retain_loss(states_good, frozen_good, good["attention_mask"])
         loss = c_rr * rr + c_retain * keep
         nll = torch.zeros(())
@@ -185,10 +210,11 @@ def circuit_break(
 
 
 def hidden_cosine(model: PreTrainedModel, frozen: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
-                  prompts: Sequence[str], layers: Sequence[int], batch_size: int = 256) -> float:
+                  prompts: Sequence[str], layers: Sequence[int], batch_size: int = 256, centre: bool = False,
+                  ) -> float:
     """Mean cosine similarity of `model`'s hidden states to `frozen`'s at `layers` over every token
-    of `prompts` (as the model sees them before it generates): near 1 where rerouting left the
-    representations alone, near 0 or below where it moved them."""
+    of `prompts` (as the model sees them before it generates; centred as the rerouting loss was):
+    near 1 where rerouting left the representations alone, near 0 or below where it moved them."""
     check_layers(layers, model.config.num_hidden_layers)
     chosen = torch.tensor([i + 1 for i in layers])
     device = next(model.parameters()).device
@@ -204,8 +230,8 @@ def hidden_cosine(model: PreTrainedModel, frozen: PreTrainedModel, tokenizer: Pr
             mask[i, : len(r)] = 1
         batch = {"input_ids": input_ids.to(device), "attention_mask": mask.to(device)}
         with torch.no_grad():
-            cos = F.cosine_similarity(hidden_states(model, batch)[0][chosen].float(),
-                                      hidden_states(frozen, batch)[0][chosen].float(), dim=-1)  # (len(layers), B, T)
+            cos = token_cosines(hidden_states(model, batch)[0][chosen], hidden_states(frozen, batch)[0][chosen],
+                                batch["attention_mask"], centre)  # (len(layers), B, T)
         weights = batch["attention_mask"].to(cos.dtype).expand_as(cos)
         total += (cos * weights).sum().item()
         count += weights.sum().item()
