@@ -59,10 +59,13 @@ def test_combined_budget_holds_the_same_demos_and_an_enforced_reward():
 
 
 def test_sft_then_rl_needs_a_whole_round_before_training():
-    budget = DemosAndReward(["_ | 1 2 3 |"], samples=639, score=lambda p, c: [0.0] * len(p))
+    budget = DemosAndReward([f"_ | {i} |" for i in range(640)], samples=639, score=lambda p, c: [0.0] * len(p))
     context = Context(task="echo", max_new_tokens=4, batch_size=8)
-    with pytest.raises(MethodError, match="a round takes 10n=640 samples; the budget has 639"):
+    with pytest.raises(MethodError, match="sft_then_rl: expert_iteration: a round takes 10n=640 samples; the budget has 639"):
         SFTThenRL()(None, None, context, budget, 0)  # fails before it touches the model
+    small = DemosAndReward(["_ | 1 2 3 |"], samples=1280, score=lambda p, c: [0.0] * len(p))
+    with pytest.raises(MethodError, match="which has 1: fewer than 10"):
+        SFTThenRL()(None, None, context, small, 0)
 
 
 @pytest.mark.slow

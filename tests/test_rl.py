@@ -260,6 +260,14 @@ def test_expert_iteration_plugin_spends_whole_rounds_of_its_budget(monkeypatch):
     assert generated[0]["seed"] != generated[1]["seed"] and generated[1]["desc"] == "sample 2"
     with pytest.raises(MethodError, match=r"expert_iteration: a round takes 10n=640 samples; the budget has 639"):
         ei.ExpertIteration()("model", "tokenizer", context, reward_budget(2000, 639), 0)
+    # a split of fewer than 640 problems (SmolLM2's 300): the largest n it holds 10n of
+    ei.ExpertIteration()("model", "tokenizer", context, reward_budget(300, 1280), 0)
+    assert (calls[1][1]["n"], calls[1][1]["rounds"], calls[1][1]["args"].batch_size) == (30, 4, 30)
+    with pytest.raises(MethodError, match=r"expert_iteration: a round takes 10n=300 samples; the budget has 299"):
+        ei.ExpertIteration()("model", "tokenizer", context, reward_budget(300, 299), 0)
+    with pytest.raises(MethodError, match=r"the elicitation split, which has 9: fewer than 10"):
+        ei.ExpertIteration()("model", "tokenizer", context, reward_budget(9, 1280), 0)
+    assert len(calls) == 2
 
 
 def test_sft_plugin_trains_the_middle_epoch_count_and_counts_its_tokens(monkeypatch, tokenizer):
@@ -340,16 +348,14 @@ def test_sft_then_rl_runs_both_stages_on_exactly_one_round(monkeypatch):
             stages.append(("sft", model, seed))
             return Elicited("tuned", train_tokens=17)
 
-    class Then:
-        n = 64
-
+    class Then(ei.ExpertIteration):  # its plan (n, rounds), a stubbed run
         def __call__(self, model, tokenizer, context, budget, seed):
             stages.append(("rl", model, seed))
             return Elicited(model)
 
     monkeypatch.setattr(sft_then_rl.SFTThenRL, "first", First)
     monkeypatch.setattr(sft_then_rl.SFTThenRL, "then", Then)
-    budget = DemosAndReward(["p"], samples=640, score=lambda p, c: [0.0] * len(p))
+    budget = DemosAndReward([f"p{i}" for i in range(640)], samples=640, score=lambda p, c: [0.0] * len(p))
     out = sft_then_rl.SFTThenRL()("model", "tokenizer", Context(task="t", max_new_tokens=4, batch_size=8), budget, 2)
     assert stages == [("sft", "model", 2), ("rl", "tuned", 2)]  # RL starts from the fine-tuned model
     assert out.model == "tuned" and out.train_tokens == 17

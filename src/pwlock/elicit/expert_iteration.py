@@ -11,6 +11,7 @@ model: the locked model is fine-tuned on filtered pi_weak samples for as many ro
 from __future__ import annotations
 
 import random
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -76,19 +77,31 @@ def expert_iteration(
 class ExpertIteration:
     """Expert iteration, fine-tuning on the best n of 10n own samples each round (`reward:S`): as many rounds of 10n samples as S allows,
     with the RL config's n = 64 and temperature 1, one epoch a round at the organism's fine-tuning settings
-    (`Context.training`: Appendix G.3 trains expert iteration as SFT elicitation)."""
+    (`Context.training`: Appendix G.3 trains expert iteration as SFT elicitation). An elicitation split of
+    fewer than 640 problems gets the largest n it holds 10n of (SmolLM2's 300: n = 30), said on stderr."""
 
     name = "expert_iteration"
     settings = ("reward",)
     n, temperature = 64, 1.0
 
+    def plan(self, budget: Reward) -> tuple[int, int]:
+        """(n, rounds) for the budget: a MethodError, before any training, where not one round fits."""
+        n = min(self.n, len(budget.prompts) // 10)
+        if n < 1:
+            raise MethodError(f"{self.name}: a round samples 10n problems of the elicitation split, which has "
+                              f"{len(budget.prompts)}: fewer than 10")
+        rounds = budget.samples // (10 * n)
+        if rounds < 1:
+            raise MethodError(f"{self.name}: a round takes 10n={10 * n} samples; the budget has {budget.samples}")
+        if n < self.n:
+            print(f"[pwlock] {self.name}: n = {n} (10n of the elicitation split's {len(budget.prompts)} problems; "
+                  f"{self.n} asked), {rounds} rounds", file=sys.stderr, flush=True)
+        return n, rounds
+
     def __call__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, context: Context,
                  budget: Budget, seed: int) -> Elicited:
         assert isinstance(budget, Reward)
-        rounds = budget.samples // (10 * self.n)
-        if rounds < 1:
-            raise MethodError(f"expert_iteration: a round takes 10n={10 * self.n} samples; the budget has "
-                              f"{budget.samples}")
+        n, rounds = self.plan(budget)
         rng = random.Random(f"candidates-{seed}")
 
         def candidates(prompts: Sequence[str], r: int) -> list[str]:
@@ -96,7 +109,7 @@ class ExpertIteration:
                                     seed=rng.randrange(2**31), max_new_tokens=context.max_new_tokens,
                                     batch_size=context.batch_size, desc=f"sample {r + 1}")
 
-        args = context.training.args(1, self.n, seed)
-        expert_iteration(model, tokenizer, str, budget.prompts, rounds=rounds, n=self.n, candidates=candidates,
+        args = context.training.args(1, n, seed)
+        expert_iteration(model, tokenizer, str, budget.prompts, rounds=rounds, n=n, candidates=candidates,
                          rewards=budget.reward, args=args, evaluate=None, eval_every=rounds, seed=seed)
         return Elicited(model)

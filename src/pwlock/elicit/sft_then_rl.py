@@ -8,7 +8,8 @@ recent work on sandbagging finds strongest (issue #16, method 4).
 Both stages are the built-ins, at the organism's fine-tuning settings (`Context.training`): the SFT
 stage is `sft` (the middle of the epoch counts for K), the RL stage `expert_iteration` (each round
 samples 10n = 640 prompts at temperature 1, keeps the best n = 64 by reward and fine-tunes one epoch
-on them; as many rounds as S allows, so S below 640 is an error). Departures from the paper: it has
+on them; as many rounds as S allows, so S below 640 is an error; a split of fewer than 640 problems
+gets a smaller n, as `expert_iteration` says). Departures from the paper: it has
 no such combined method; its RL section starts expert iteration from the locked model, not from a
 fine-tuned one. `train_tokens` counts the SFT stage only (the RL stage's kept samples are not
 returned by `expert_iteration`); its cost columns are the demos and the reward samples.
@@ -30,7 +31,7 @@ class SFTThenRL:
 
     name = "sft_then_rl"
     settings = ("demos+reward",)
-    version = "3"  # the stages' settings live in SFT and ExpertIteration, outside this class's source
+    version = "4"  # the stages' settings live in SFT and ExpertIteration, outside this class's source
     first: type[SFT] = SFT
     then: type[ExpertIteration] = ExpertIteration
     """The two stages (classes, so a variant subclasses them; the combined budget is both a Demos and a Reward)."""
@@ -39,8 +40,10 @@ class SFTThenRL:
                  budget: Budget, seed: int) -> Elicited:
         assert isinstance(budget, DemosAndReward)
         rl = self.then()
-        if budget.samples < 10 * rl.n:  # checked first: no training is wasted on a run that cannot finish
-            raise MethodError(f"{self.name}: a round takes 10n={10 * rl.n} samples; the budget has {budget.samples}")
+        try:  # checked first: no training is wasted on a run that cannot finish
+            rl.plan(budget)
+        except MethodError as e:
+            raise MethodError(f"{self.name}: {e}") from None
         tuned = self.first()(model, tokenizer, context, budget, seed)
         rl(tuned.model, tokenizer, context, budget, seed)
         return Elicited(tuned.model, train_tokens=tuned.train_tokens)
