@@ -34,6 +34,18 @@ def matmul_peak(n: int | tuple[int, int, int], reps: int, dtype: torch.dtype = t
     return 2 * m * k * n / best
 
 
+def train_step(model: torch.nn.Module, batch: dict, optimizer, bf16: bool = False) -> None:
+    """One step of the demo's training loop (`demo_training`): loss, backward, clip at 1, AdamW."""
+    from pwlock.train.sft import batch_loss
+
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        loss = batch_loss(model, batch)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
 def cpu_flags() -> dict:
     """The CPU's model name and the flags that decide fp32 / bf16 matmul speed (Linux)."""
     try:

@@ -30,18 +30,12 @@ HERE = Path(__file__).resolve().parent
 
 def worker(seconds: float, warmup: int) -> None:
     import torch
-    from common import demo_training  # bench/common.py
-
-    from pwlock.train.sft import batch_loss
+    from common import demo_training, train_step  # bench/common.py
 
     model, batches, optimizer = demo_training()
 
     def step(i: int) -> None:
-        loss = batch_loss(model, batches[i % len(batches)])
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        train_step(model, batches[i % len(batches)], optimizer)
 
     for i in range(warmup):
         step(i)

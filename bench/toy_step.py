@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 
 import torch
-from common import cpu_flags, demo_training, git_sha, matmul_peak  # bench/common.py
+from common import cpu_flags, demo_training, git_sha, matmul_peak, train_step  # bench/common.py
 from torch.profiler import ProfilerActivity, profile
 
-from pwlock.train.sft import batch_loss, bf16_supported
+from pwlock.train.sft import bf16_supported
 
 HERE = Path(__file__).resolve().parent
 MATMULS = ("aten::mm", "aten::addmm", "aten::bmm")
@@ -35,12 +35,7 @@ MATMULS = ("aten::mm", "aten::addmm", "aten::bmm")
 def steps_per_s(model, batches, optimizer, steps: int, bf16: bool = False) -> float:
     start = time.perf_counter()
     for i in range(steps):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = batch_loss(model, batches[i % len(batches)])
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        train_step(model, batches[i % len(batches)], optimizer, bf16)
     return steps / (time.perf_counter() - start)
 
 
