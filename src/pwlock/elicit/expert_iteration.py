@@ -93,15 +93,15 @@ class ExpertIteration:
         rounds = budget.samples // (10 * n)
         if rounds < 1:
             raise MethodError(f"{self.name}: a round takes 10n={10 * n} samples; the budget has {budget.samples}")
-        if n < self.n:
-            print(f"[pwlock] {self.name}: n = {n} (10n of the elicitation split's {len(budget.prompts)} problems; "
-                  f"{self.n} asked), {rounds} rounds", file=sys.stderr, flush=True)
         return n, rounds
 
     def __call__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, context: Context,
                  budget: Budget, seed: int) -> Elicited:
         assert isinstance(budget, Reward)
         n, rounds = self.plan(budget)
+        if n < self.n:  # said here, not in plan: sft_then_rl checks the plan before its SFT stage too
+            print(f"[pwlock] {self.name}: n = {n} (10n of the elicitation split's {len(budget.prompts)} problems; "
+                  f"{self.n} asked), {rounds} rounds", file=sys.stderr, flush=True)
         rng = random.Random(f"candidates-{seed}")
 
         def candidates(prompts: Sequence[str], r: int) -> list[str]:
