@@ -14,6 +14,7 @@ from pwlock.errors import BudgetExceeded, ConfigError, MethodError
 from pwlock.models.scratch import build_tokenizer
 from pwlock.organisms import load_organism
 from pwlock.stress import make_budget, parse_setting, stress_test
+from pwlock.train.data import n_tokens
 from tests import test_stress
 from tests.tiny_task import Echo
 
@@ -128,9 +129,11 @@ def test_unrelated_sft_plugin_draws_its_data_and_training_order_from_its_seed(mo
     monkeypatch.setattr(unrelated_sft, "sft", lambda model, tok, data, args, **kw: calls.append((data(0), args)))
     tokenizer = build_tokenizer([str(d) for d in range(10)] + ["|", "_"])
     context = Context(task="echo", max_new_tokens=4, batch_size=8)
-    for seed in (3, 3, 4):
-        unrelated_sft.UnrelatedSFT()("model", tokenizer, context, Unsupervised(["_ | 1 |"]), seed)
+    elicited = [unrelated_sft.UnrelatedSFT()("model", tokenizer, context, Unsupervised(["_ | 1 |"]), seed)
+                for seed in (3, 3, 4)]
     assert calls[0][0] == calls[1][0] == sorting_examples(1024, 4, 3) != calls[2][0]
+    # the cost column: 2 epochs over the 1024 examples' tokens (`_ | d d d d |`, `d d d d`, EOS: 7 + 4 + 1)
+    assert elicited[0].train_tokens == 2 * n_tokens(tokenizer, calls[0][0]) == 2 * 1024 * 12
     assert [args.seed for _, args in calls] == [3, 3, 4] and calls[0][1].epochs == 2
     letters = build_tokenizer(list("abcdefghij") + ["|", "_"])
     with pytest.raises(MethodError, match="the echo organism's tokenizer cannot spell"):

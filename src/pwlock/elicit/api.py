@@ -208,11 +208,6 @@ def resolve(spec: str) -> Elicitor:
     return _REGISTRY.resolve(spec)
 
 
-def as_elicitor(obj: Any, spec: str) -> Elicitor:
-    """`obj` as an Elicitor: itself, or an instance of it when it is a class."""
-    return _REGISTRY.build(obj, spec)
-
-
 # -- what the harness checks -------------------------------------------------------------------
 
 
