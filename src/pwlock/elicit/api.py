@@ -216,7 +216,8 @@ def weights_hash(model: torch.nn.Module) -> str:
     h = hashlib.blake2b(digest_size=16)
     for name, t in sorted(model.state_dict().items()):
         h.update(name.encode())
-        h.update(t.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
+        # flatten: a 0-dim tensor wider than a byte (BatchNorm's step count) cannot be viewed as bytes
+        h.update(t.detach().to("cpu").contiguous().flatten().view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
 
