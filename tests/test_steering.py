@@ -167,7 +167,8 @@ def test_bad_input_names_the_field(tiny):
         Steering()(model, tokenizer, CONTEXT, PromptOnly([]), seed=0)
     with pytest.raises(MethodError, match="empty contrastive set"):
         contrast(model, [0], [([1, 2], 1)], [], pad_id=0)
-    with pytest.raises(MethodError, match="reward:2 is too small"):
+    with pytest.raises(MethodError, match=r"^steering: reward:2 is too small: half builds the reward pairs \(at least 2 "
+                                          r"samples\), half scores the multipliers$"):
         Steering()(model, tokenizer, CONTEXT, Reward(PROMPTS, samples=2, score=digit_share), seed=0)
     with pytest.raises(MethodError, match="leaves 8 samples for 10"):
         Steering()(model, tokenizer, CONTEXT, Reward(PROMPTS, samples=16, score=digit_share), seed=0)
@@ -292,7 +293,7 @@ def test_defaults_steer_the_middle_layer_by_the_persona_vector_of_64_seeded_prom
         Steering(layers=())(model, tokenizer, CONTEXT, PromptOnly(prompts), seed=0)
 
 
-def test_the_reward_setting_keeps_the_best_mean_reward_of_the_grid(tiny, capsys):
+def test_the_reward_setting_keeps_the_best_mean_reward_of_the_grid(tiny, capsys, monkeypatch):
     model, tokenizer = tiny
     calls = []
 
@@ -300,9 +301,16 @@ def test_the_reward_setting_keeps_the_best_mean_reward_of_the_grid(tiny, capsys)
         calls.append(len(prompts))  # call 1: the sampled pairs (all equal: no reward vector); then x1, x2, x4
         return [0.25 if len(calls) == 3 else 0.0] * len(prompts)
 
+    sampled = []
+    real = steering.generate
+    monkeypatch.setattr(steering, "generate", lambda *a, **kw: sampled.append(kw) or real(*a, **kw))
     budget = Reward(PROMPTS, samples=12, score=second_multiplier_wins)
     out = Steering(layers=(1,), multipliers=(1.0, 2.0, 4.0))(model, tokenizer, CONTEXT, budget, seed=0)
-    assert calls == [6, 2, 2, 2] and budget.used == 12
+    assert out.model is model and calls == [6, 2, 2, 2] and budget.used == 12
+    # own samples at temperature 1, seeded from the method's seed; the grid's completions greedy; all batched
+    assert sampled[0]["temperature"] == 1.0 and 0 <= sampled[0]["seed"] < 2**31
+    assert all("temperature" not in kw for kw in sampled[1:]) and len(sampled) == 4
+    assert all(kw["batch_size"] == CONTEXT.batch_size and kw["max_new_tokens"] == 4 for kw in sampled)
     err = capsys.readouterr().err
     assert "steering: all 6 sampled rewards are equal: no reward-pair vector" in err
     assert "steering: chose persona x 2.0 (mean reward 0.250 on 2 prompts)" in err
