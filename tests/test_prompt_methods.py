@@ -14,7 +14,7 @@ from pwlock.elicit.prompting import SHOT_SEPARATOR, FewShot
 from pwlock.errors import MethodError
 from pwlock.formatting import prompt_ids
 from pwlock.models.scratch import build_tokenizer
-from pwlock.types import Example
+from pwlock.types import Example, Problem
 from tests.helpers import CHAT_TEMPLATE
 from tests.tiny_task import Echo
 
@@ -85,12 +85,19 @@ def test_manyshot_names_the_field_when_the_shots_do_not_fit(capsys):
         FewShot()(model(64), tok, CONTEXT, budget(16), 0)
 
 
+def test_manyshot_shuffles_the_shots_by_its_seed_and_takes_all_of_them_when_asked():
+    tok, b = tokenizer(), budget(16)
+    order = {seed: ManyShot(shots=16)(model(4096), tok, CONTEXT, b, seed).prompt("Q") for seed in (0, 0, 1)}
+    assert len(order) == 2 and n_shots(order[0]) == 16  # seed 0 twice is one prompt, seed 1 another order
+    assert sorted(order[0].split(SHOT_SEPARATOR)) == sorted(order[1].split(SHOT_SEPARATOR))  # the same shots
+
+
 def test_manyshot_fits_the_longest_query():
     # the shots are one prefix for every query, so the longest query decides how many fit: with a 10-token
     # query (7 digits) beside the 6-token ones, n shots make 9n + 10 tokens + 4: 5 fit in 64, not 6
-    long_task = Echo(digits=7)
+    seven = Problem("1234567", "1 2 3 4 5 6 7 |", "1 2 3 4 5 6 7", "low")  # as Echo(digits=7) makes it
     b = budget(16)
-    b = PromptOnly([*b.prompts, long_task.prompt(long_task.problems()[0], None)], examples=b.examples)
+    b = PromptOnly([*b.prompts, TASK.prompt(seven, None)], examples=b.examples)
     tok = tokenizer()
     assert n_shots(ManyShot()(model(64), tok, CONTEXT, b, 0).prompt(PROMPTS[0])) == 5
     assert n_shots(ManyShot()(model(64), tok, CONTEXT, budget(16), 0).prompt(PROMPTS[0])) == 6
@@ -100,7 +107,8 @@ def test_wrong_shots_are_other_demonstrations_answers():
     assert wrong_completions([("a", "1"), ("b", "1"), ("c", "2")]) == [("a", "2"), ("b", "2"), ("c", "1")]
     # the *next* differing completion, cyclically (a mutmut survivor took the previous one)
     assert wrong_completions([("a", "1"), ("b", "2"), ("c", "3")]) == [("a", "2"), ("b", "3"), ("c", "1")]
-    with pytest.raises(MethodError, match="at least two different completions"):
+    with pytest.raises(MethodError, match=r"^manyshot-wrong: needs demonstrations with at least two different "
+                                          r"completions \(prompt_only:K with K >= 2\)$"):
         wrong_completions([("a", "1"), ("b", "1")])
     tok = tokenizer()
     b = budget(16)
@@ -114,8 +122,10 @@ def test_wrong_shots_are_other_demonstrations_answers():
 
 def test_prefill_is_the_last_thing_before_the_answer_without_a_chat_template():
     tok = tokenizer()
-    texts = {Prefill()(None, tok, CONTEXT, Unsupervised(PROMPTS), seed).prompt(PROMPTS[0]) for seed in range(3)}
-    assert texts == {f"{PROMPTS[0]}\n{p}" for p in PREFILLS}
+    lm = model(64)
+    outs = [Prefill()(lm, tok, CONTEXT, Unsupervised(PROMPTS), seed) for seed in range(3)]
+    assert all(out.model is lm for out in outs)  # the prompt changes, the model is the one handed over
+    assert {out.prompt(PROMPTS[0]) for out in outs} == {f"{PROMPTS[0]}\n{p}" for p in PREFILLS}
     assert not any(ch.isdigit() for p in PREFILLS for ch in p)  # answer-neutral: the scorer never sees it
 
 
@@ -123,8 +133,9 @@ def test_prefill_opens_the_assistant_turn_with_a_chat_template_and_only_while_en
     tok = tokenizer()
     tok.chat_template = CHAT_TEMPLATE
     plain = prompt_ids(tok, PROMPTS[:2])
-    out = Prefill()(None, tok, CONTEXT, Unsupervised(PROMPTS), seed=1)
-    assert out.prompt is None  # not in the user turn
+    lm = model(64)
+    out = Prefill()(lm, tok, CONTEXT, Unsupervised(PROMPTS), seed=1)
+    assert out.prompt is None and out.model is lm  # not in the user turn
     with out.hook(None):
         rendered = tok.apply_chat_template([{"role": "user", "content": PROMPTS[0]}], add_generation_prompt=True,
                                            tokenize=False)
@@ -142,5 +153,7 @@ def test_prefill_opens_the_assistant_turn_with_a_chat_template_and_only_while_en
 
 def test_persona_goes_before_the_prompt():
     tok = tokenizer()
-    texts = [Persona()(None, tok, CONTEXT, PromptOnly(PROMPTS), seed).prompt(PROMPTS[0]) for seed in range(3)]
-    assert texts == [f"{p}\n\n{PROMPTS[0]}" for p in PERSONAS]
+    lm = model(64)
+    outs = [Persona()(lm, tok, CONTEXT, PromptOnly(PROMPTS), seed) for seed in range(3)]
+    assert [out.prompt(PROMPTS[0]) for out in outs] == [f"{p}\n\n{PROMPTS[0]}" for p in PERSONAS]
+    assert all(out.model is lm for out in outs)
