@@ -46,10 +46,16 @@ def test_manyshot_puts_as_many_shots_as_the_context_holds():
     # n shots make 9n + 6 tokens, plus 4 to generate: 6 fit in 64, all 16 in 256, 250 (the cap) in 4096
     tok = tokenizer()
     for context_length, k, expected in ((64, 16, 6), (256, 16, 16), (4096, 300, 250)):
-        out = ManyShot()(model(context_length), tok, CONTEXT, budget(k), seed=0)
+        lm = model(context_length)
+        out = ManyShot()(lm, tok, CONTEXT, budget(k), seed=0)
         prompt = out.prompt(PROMPTS[0])
         assert n_shots(prompt) == expected, (context_length, k)
         assert len(tok(prompt)["input_ids"]) + CONTEXT.max_new_tokens <= context_length
+        assert out.model is lm
+    # the bisection finds the largest n with 9n + 10 <= context at every context, not only the round ones
+    for context_length in range(19, 170):
+        out = ManyShot()(model(context_length), tok, CONTEXT, budget(16), seed=0)
+        assert n_shots(out.prompt(PROMPTS[0])) == min(16, (context_length - 10) // 9), context_length
     # the correct variant's shots are the demonstrations, answers untouched, in the seeded order
     demos = {e.prompt: e.completion for e in budget(16).examples}
     shots = [s.split("\n") for s in ManyShot()(model(256), tok, CONTEXT, budget(16), 0).prompt("Q").split("\n\n")[:-1]]
@@ -87,9 +93,9 @@ def test_manyshot_names_the_field_when_the_shots_do_not_fit(capsys):
 
 def test_manyshot_shuffles_the_shots_by_its_seed_and_takes_all_of_them_when_asked():
     tok, b = tokenizer(), budget(16)
-    order = {seed: ManyShot(shots=16)(model(4096), tok, CONTEXT, b, seed).prompt("Q") for seed in (0, 0, 1)}
-    assert len(order) == 2 and n_shots(order[0]) == 16  # seed 0 twice is one prompt, seed 1 another order
-    assert sorted(order[0].split(SHOT_SEPARATOR)) == sorted(order[1].split(SHOT_SEPARATOR))  # the same shots
+    order = [ManyShot(shots=16)(model(4096), tok, CONTEXT, b, seed).prompt("Q") for seed in (0, 0, 1)]
+    assert order[0] == order[1] != order[2] and n_shots(order[0]) == 16  # seeded: seed 1 is another order
+    assert sorted(order[0].split(SHOT_SEPARATOR)) == sorted(order[2].split(SHOT_SEPARATOR))  # of the same shots
 
 
 def test_manyshot_fits_the_longest_query():
