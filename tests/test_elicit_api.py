@@ -85,7 +85,7 @@ def test_weights_hash_sees_every_parameter_buffer_and_name():
     assert re.fullmatch(r"[0-9a-f]{32}", digest)  # blake2b, 16 bytes
     assert digest == weights_hash(model)
     with torch.no_grad():
-        model[0].weight[1, 2] += 1e-7  # the smallest change to one float still changes the digest
+        model[0].weight[1, 2] += 1e-7  # a change of a few ulps to one weight changes the digest
     changed = weights_hash(model)
     assert changed != digest
     model[1].running_mean += 1.0  # buffers count too
