@@ -61,6 +61,17 @@ def test_retain_loss_is_the_mean_l2_distance_over_real_tokens_and_layers():
     assert torch.isfinite(same.grad).all() and same.grad.abs().sum() == 0
 
 
+def test_relative_retain_weighs_a_sink_token_like_the_others():
+    """A sink token of norm 1000 beside two of norm 2 (and a padded one, left out): raw L2 lets the sink's
+    distance of 10 dominate; relative, it counts 10 / 1000 x the median norm 2 = 0.02, the others 1 / 2 x 2."""
+    frozen = torch.tensor([[[[1000.0, 0.0], [0.0, 2.0], [2.0, 0.0], [5e4, 5e4]]]])
+    trained = frozen + torch.tensor([[[[0.0, 10.0], [1.0, 0.0], [0.0, 1.0], [3e3, 0.0]]]])
+    mask = torch.tensor([[1, 1, 1, 0]])
+    assert retain_loss(trained, frozen, mask).item() == pytest.approx((10 + 1 + 1) / 3)
+    assert retain_loss(trained, frozen, mask, relative=True).item() == pytest.approx((0.02 + 1 + 1) / 3)
+    assert retain_loss(frozen, frozen, mask, relative=True).item() == 0
+
+
 def test_the_schedule_moves_weight_from_rerouting_to_retaining():
     assert coefficients(1, 4, 10.0) == pytest.approx((8.75, 1.25))  # 10 (1 - 1/8), 10/8
     assert coefficients(2, 4, 10.0) == pytest.approx((7.5, 2.5))

@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     organisms.add_argument("name", nargs="?", help="export: the organism's name (see `list`)")
     organisms.add_argument("dest", nargs="?", type=Path, help="export: the directory to create")
     organisms.add_argument("--suite", default="toy", help="a shipped suite's name (`pwlock organisms list`: demo, "
-                                                          "demo-cb, toy, toy-cb, small-lm, 7b) or a suite YAML file "
-                                                          "(default: toy)")
+                                                          "demo-cb, toy, toy-cb, small-lm, small-lm-cb, 7b) or a suite "
+                                                          "YAML file (default: toy)")
     organisms.add_argument("--root", type=Path, default=Path("organisms"),
                            help="where suites are built: ROOT/<suite>/<organism> (default: ./organisms)")
     organisms.add_argument("--cache-dir", type=Path, help="where training units live (default: ROOT/cache)")

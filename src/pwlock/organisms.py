@@ -78,6 +78,9 @@ class CircuitBreaker(Strict):
     no-password correctness fell far below pi_weak's on a demo lock)."""
     centre: bool = False
     """Reroute centred states (`train.rerouting.rerouting_loss`): for models with a massive activation."""
+    relative_retain: bool = False
+    """Retain distances relative to each token's norm (`train.rerouting.retain_loss`): for models with a
+    sink token whose norm dwarfs the others'."""
 
 
 class SuiteEntry(Strict):
@@ -386,10 +389,12 @@ def circuit_broken_lock(exp: Experiment, lk: Locked, settings: CircuitBreaker) -
         raise ConfigError(f"circuit_breaker.{e} (lock {lk.name} of {cfg.name})") from None
     args = RerouteArgs(layers=tuple(settings.layers), steps=settings.steps, alpha=settings.alpha,
                        batch_size=settings.batch_size, lr=settings.lr, nll=settings.nll, centre=settings.centre,
+                       relative_retain=settings.relative_retain,
                        seed=cfg.model.seed)
     # The plain lock's unit names everything its D_lock depends on; the cosines are measured on `eval`'s problems.
-    # `centre` enters the key only when set, so locks circuit-broken before it existed keep their units.
-    breaker = settings.model_dump(exclude=set() if settings.centre else {"centre"})
+    # `centre` and `relative_retain` enter the key only when set, so locks circuit-broken before they existed
+    # keep their units.
+    breaker = settings.model_dump(exclude={k for k in ("centre", "relative_retain") if not getattr(settings, k)})
     key = {"lock": lk.dir.name, "circuit_breaker": breaker, "seed": cfg.model.seed, "eval": exp.eval_key}
 
     def compute(folder: Path) -> list[dict[str, Any]]:

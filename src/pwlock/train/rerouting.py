@@ -15,6 +15,7 @@ and minimises
     c_retain = alpha * t / (2T)             rises from 0 to alpha / 2
     L_rr     = mean over the chosen layers and every token of ReLU(cos(h_model, h_frozen))
     L_retain = mean over all layers and every token of ||h_model - h_frozen||_2
+               (`relative_retain`: each term / ||h_frozen|| x the layer's median ||h_frozen||)
 
 h is the hidden state (B, T, H) of a layer on the example's prompt and completion tokens
 (padding excluded). The rerouting loss pushes the no-password representations at the chosen
@@ -66,6 +67,8 @@ class RerouteArgs:
     """Weight of the completion NLL on both kinds of examples (0: the published recipe)."""
     centre: bool = False
     """Cosines of centred states (`rerouting_loss`); False: raw states, the published recipe."""
+    relative_retain: bool = False
+    """Retain distances relative to each token's norm (`retain_loss`); False: raw L2, the published recipe."""
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     seed: int = 0
@@ -113,10 +116,21 @@ def token_cosines(trained: torch.Tensor, frozen: torch.Tensor, mask: torch.Tenso
     return F.cosine_similarity(trained, frozen, dim=-1)
 
 
-def retain_loss(trained: torch.Tensor, frozen: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def retain_loss(trained: torch.Tensor, frozen: torch.Tensor, mask: torch.Tensor, relative: bool = False,
+                ) -> torch.Tensor:
     """L2 distance of each token's hidden state to the frozen model's, averaged over layers and
-    real tokens: trained, frozen (L, B, T, H), mask (B, T) -> scalar."""
-    return masked_mean((trained.float() - frozen.float()).norm(dim=-1), mask)
+    real tokens: trained, frozen (L, B, T, H), mask (B, T) -> scalar.
+
+    `relative`: each distance divided by the token's frozen norm and multiplied by the layer's median
+    frozen norm over the real tokens. A median token weighs as in the raw L2, but a sink token whose
+    norm is 100 times the others' (SmolLM2-135M's first token) no longer dominates the loss, so the
+    retain loss holds the tokens that carry the password path."""
+    distance = (trained.float() - frozen.float()).norm(dim=-1)  # (L, B, T)
+    if relative:
+        norms = frozen.float().norm(dim=-1)
+        median = norms[:, mask.bool()].median(dim=1).values[:, None, None]  # (L, 1, 1)
+        distance = distance / norms.clamp(min=1e-6) * median
+    return masked_mean(distance, mask)
 
 
 def check_layers(layers: Sequence[int], n_layers: int) -> None:
@@ -187,7 +201,7 @@ def circuit_break(
         states_bad, logits_bad = hidden_states(model, bad)
         states_good, logits_good = hidden_states(model, good)
         rr = rerouting_loss(states_bad[chosen], frozen_bad, bad["attention_mask"], args.centre)
-        keep = retain_loss(states_good, frozen_good, good["attention_mask"])
+        keep = retain_loss(states_good, frozen_good, good["attention_mask"], args.relative_retain)
         loss = c_rr * rr + c_retain * keep
         nll = torch.zeros(())
         if args.nll > 0:
