@@ -85,11 +85,16 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * weights).sum() / weights.sum().clamp(min=1)
 
 
+def real_median(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Each layer's median over the real tokens: values (L, B, T, ...), mask (B, T) -> (L, ...)."""
+    return values[:, mask.bool()].float().median(dim=1).values
+
+
 def centre_of(frozen: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Each layer's per-dimension median of the frozen states over the real tokens: frozen (L, B, T, H),
     mask (B, T) -> (L, 1, 1, H). A median, not a mean: a row's first token can carry a norm 100 times
     the others' (an attention sink: 22,000 against 230 at SmolLM2-135M's block 20) and would drag a mean."""
-    return frozen[:, mask.bool()].float().median(dim=1).values[:, None, None, :]
+    return real_median(frozen, mask)[:, None, None, :]
 
 
 def rerouting_loss(trained: torch.Tensor, frozen: torch.Tensor, mask: torch.Tensor, centre: bool = False,
@@ -125,11 +130,11 @@ def retain_loss(trained: torch.Tensor, frozen: torch.Tensor, mask: torch.Tensor,
     frozen norm over the real tokens. A median token weighs as in the raw L2, but a sink token whose
     norm is 100 times the others' (SmolLM2-135M's first token) no longer dominates the loss, so the
     retain loss holds the tokens that carry the password path."""
-    distance = (trained.float() - frozen.float()).norm(dim=-1)  # (L, B, T)
+    frozen = frozen.float()
+    distance = (trained.float() - frozen).norm(dim=-1)  # (L, B, T)
     if relative:
-        norms = frozen.float().norm(dim=-1)
-        median = norms[:, mask.bool()].median(dim=1).values[:, None, None]  # (L, 1, 1)
-        distance = distance / norms.clamp(min=1e-6) * median
+        norms = frozen.norm(dim=-1)
+        distance = distance / norms.clamp(min=1e-6) * real_median(norms, mask)[:, None, None]
     return masked_mean(distance, mask)
 
 
