@@ -123,9 +123,10 @@ def test_the_card_says_circuit_broken_and_keeps_the_password_path(suite):
     assert [o.name for o in suite_organisms(root / "echo-cb_suite.yaml", root)] == [d.name for d in dirs]
 
 
-def test_rerouting_lowers_the_no_password_cosine_and_retain_keeps_password_outputs(suite):
-    """The published recipe (no NLL term), straight on the plain lock: representations move where
-    rerouted and stay where retained."""
+@pytest.mark.parametrize("relative_retain", [False, True])
+def test_rerouting_lowers_the_no_password_cosine_and_retain_keeps_password_outputs(suite, relative_retain):
+    """The published recipe (no NLL term), straight on the plain lock, with the raw or the relative
+    retain distance: representations move where rerouted and stay where retained."""
     root, dirs = suite
     task = Echo(digits=3)
     problems = task.problems()
@@ -137,7 +138,7 @@ def test_rerouting_lowers_the_no_password_cosine_and_retain_keeps_password_outpu
     frozen, _ = load_model(dirs[0] / "model", device="cpu")
     no_pw, pw = [task.prompt(p, None) for p in val], [task.prompt(p, "swordfish") for p in val]
     assert hidden_cosine(model, frozen, tokenizer, no_pw, [0, 1]) == pytest.approx(1.0, abs=1e-5)
-    args = RerouteArgs(layers=(1,), steps=60, batch_size=16, lr=3e-3, alpha=10.0)
+    args = RerouteArgs(layers=(1,), steps=60, batch_size=16, lr=3e-3, alpha=10.0, relative_retain=relative_retain)
     history = circuit_break(model, frozen, tokenizer, reroute, retain, args)
     assert [(h["c_rr"], h["c_retain"]) for h in history[:2]] == [coefficients(t, 60, 10.0) for t in (1, 2)]
     assert history[0]["rr"] == pytest.approx(1.0, abs=1e-5) and history[0]["retain"] == pytest.approx(0.0, abs=1e-5)
