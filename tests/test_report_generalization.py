@@ -269,3 +269,13 @@ def test_prompting_sem_is_over_problems_for_a_single_lock():
     assert one["sem_over"] == "problems" and one["sem"] == pytest.approx((0.2 * 0.8 / 100) ** 0.5)
     three = over_problems_if_single(pd.DataFrame({"correctness": [0.1, 0.2, 0.3], "n": [100] * 3}))
     assert three["sem_over"] == "seeds" and three["sem"] == pytest.approx(0.1 / 3 ** 0.5)
+
+
+def test_figure_bands_say_locks_when_the_runs_rest_on_several():
+    from pwlock.report.figures import bands
+
+    one = pd.DataFrame([sft(4, 1, s, 0.5) for s in range(3)])
+    assert bands(one) == "mean ± SEM over seeds"
+    three = pd.concat([one.assign(lock_seed=lock) for lock in range(3)])
+    assert bands(three) == "mean ± SEM over 3 locks"
+    assert bands(one.drop(columns="lock_seed")) == "mean ± SEM over seeds"

@@ -58,6 +58,13 @@ def setting_of(results: pd.DataFrame) -> str:
     return str(results["setting"].iloc[0])
 
 
+def bands(results: pd.DataFrame) -> str:
+    """What a figure's ± bands are: the SEM across locks when the runs rest on several lock seeds
+    (`summary.stat`), else across the elicitation seeds of one lock."""
+    locks = results["lock_seed"].nunique() if "lock_seed" in results.columns else 1
+    return f"mean ± SEM over {locks} locks" if locks > 1 else "mean ± SEM over seeds"
+
+
 def locked_lines(ax: plt.Axes, results: pd.DataFrame, lock: str, color: str, name: str = "",
                  vertical: bool = False) -> None:
     """Lines at the locked model's correctness with (dashed) and without (dotted) password;
@@ -114,7 +121,7 @@ def figure_sft_elicitation(results: pd.DataFrame, path: Path) -> Path | None:
     ax.set_ylabel("Correctness (greedy, no password)")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
-    ax.set_title(f"SFT elicitation: {setting_of(results)}  (mean ± SEM over seeds)", fontsize=8)
+    ax.set_title(f"SFT elicitation: {setting_of(results)}  ({bands(results)})", fontsize=8)
     fig.tight_layout()
     legend_below(fig, ax, ncol=2)
     return save(fig, path)
@@ -172,7 +179,7 @@ def figure_domain_generalization(results: pd.DataFrame, path: Path) -> Path | No
                 ax.set_ylabel("Correctness (no password)", fontsize=8)
             if row == len(panels) - 1:
                 ax.set_xlabel("Domain of the demonstrations", fontsize=8)
-    fig.suptitle(f"Domain generalization: {setting_of(results)}  (mean ± SEM over seeds)", fontsize=9)
+    fig.suptitle(f"Domain generalization: {setting_of(results)}  ({bands(results)})", fontsize=9)
     fig.tight_layout()
     legend_below(fig, axes, ncol=3)
     return save(fig, path)
@@ -252,7 +259,7 @@ def figure_sft_curves(results: pd.DataFrame, path: Path) -> Path | None:
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("Correctness (greedy, no password)", fontsize=8)
-    fig.suptitle(f"SFT on a policy's samples: {setting_of(results)}  (mean ± SEM over seeds)", fontsize=9)
+    fig.suptitle(f"SFT on a policy's samples: {setting_of(results)}  ({bands(results)})", fontsize=9)
     fig.tight_layout()
     legend_below(fig, axes, ncol=2 * len(sources))
     return save(fig, path)
@@ -305,7 +312,7 @@ def figure_rl_elicitation(results: pd.DataFrame, path: Path) -> Path | None:
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("Correctness (greedy, no password)")
-    fig.suptitle(f"RL elicitation: {setting_of(results)}  (mean ± SEM over seeds)", fontsize=9)
+    fig.suptitle(f"RL elicitation: {setting_of(results)}  ({bands(results)})", fontsize=9)
     fig.tight_layout()
     legend_below(fig, axes, ncol=3 * len(panels))
     return save(fig, path)
