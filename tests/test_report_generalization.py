@@ -11,6 +11,7 @@ import pytest
 
 from pwlock.io import RESULTS, RUN_MARKER
 from pwlock.report import write_report
+from pwlock.report.figures import bands
 from pwlock.report.summary import domain_summary, mean_of_domains, rl_curves, summarize, with_locks
 
 COLUMNS = ["setting", "task", "task_version", "policy", "lock_method", "weak_policy", "lock_variant", "lock_seed",
@@ -272,8 +273,6 @@ def test_prompting_sem_is_over_problems_for_a_single_lock():
 
 
 def test_figure_bands_say_locks_when_the_runs_rest_on_several():
-    from pwlock.report.figures import bands
-
     one = pd.DataFrame([sft(4, 1, s, 0.5) for s in range(3)])
     assert bands(one) == "mean ± SEM over seeds"
     three = pd.concat([one.assign(lock_seed=lock) for lock in range(3)])
