@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from pwlock.elicit.sft import default_epochs, epoch_candidates
+from pwlock.report import weak_locks_lines
 from pwlock.report.summary import demos_ratio, rl_curves, select_epochs, summarize, with_locks
 
 
@@ -193,3 +194,22 @@ def test_all_domains_fraction_by_hand():
     one_sided = {**locked, "C": {"without_password": 0.3}}  # a domain measured without password only
     assert all_domains_fraction({**entry, "locked_by_domain": one_sided}, "4") is None
     assert all_domains_fraction({**entry, "locked_by_domain": {}}, "4") is None
+
+
+def test_a_lock_seed_whose_password_no_longer_opens_the_capability_is_named():
+    def lock_rows(lock_seed, on, off, strong, variant=None):
+        base = dict(setting="s", lock_method="sft", lock_variant=variant, lock_seed=lock_seed, elicitation=None)
+        rows = [{**base, "policy": "strong", "lock_method": None, "with_password": False, "correctness": strong}]
+        rows += [{**base, "policy": "locked", "with_password": pw, "correctness": c}
+                 for pw, c in ((True, on), (False, off)) if c is not None]
+        return rows
+    # seed 1's password opens 0.375 of a 0.75 lead (exactly half: kept), seed 2's 0.35 (flagged); seed 3 holds
+    # half of its own pi_strong's lead (a model policy differs by lock seed: kept), not of the mean pi_strong's;
+    # the setting lock has no password to check
+    rows = (lock_rows(0, 0.99, 0.25, 1.0) + lock_rows(1, 0.625, 0.25, 1.0) + lock_rows(2, 0.6, 0.25, 1.0)
+            + lock_rows(3, 0.25, 0.0, 0.5) + lock_rows(0, None, 0.25, 1.0, "setting"))
+    s = summarize(pd.DataFrame(rows))
+    assert s["weak_locks"] == {"sft": {"2": {"with_password": 0.6, "without_password": 0.25, "strong": 1.0}}}
+    assert "- sft, lock seed 2: with password 0.600, without 0.250, pi_strong 1.000" in weak_locks_lines(s)
+    healthy = summarize(pd.DataFrame(lock_rows(0, 0.99, 0.2, 1.0) + lock_rows(1, 0.9, 0.25, 1.0)))
+    assert "weak_locks" not in healthy and weak_locks_lines(healthy) == []

@@ -18,7 +18,7 @@ from pwlock.report.figures import (
     figure_sft_curves,
     figure_sft_elicitation,
 )
-from pwlock.report.summary import summarize, with_locks
+from pwlock.report.summary import WEAK_LOCK_SHARE, summarize, with_locks
 
 FIGURES = {"sft_elicitation": figure_sft_elicitation, "domain_generalization": figure_domain_generalization,
            "prompting": figure_prompting, "sft_curves": figure_sft_curves, "rl_elicitation": figure_rl_elicitation}
@@ -158,7 +158,19 @@ def locked_section(summary: dict[str, Any]) -> list[str]:
         lines.append(f"| {lock} | {cells[0]} | {cells[1]} | {s.get('lock_seeds', 'n/a')} |")  # one row per lock seed
         others += [f"- {lock}, {OTHER_PROMPTS.get(key, key)}: {fmt(c)}" for key, c in v.items()
                    if key not in ("with_password", "without_password")]
-    return lines + ([""] + others if others else [])
+    return lines + ([""] + others if others else []) + weak_locks_lines(summary)
+
+
+def weak_locks_lines(summary: dict[str, Any]) -> list[str]:
+    """A warning per lock seed whose password no longer opens most of pi_strong's capability."""
+    weak = summary.get("weak_locks", {})
+    if not weak:
+        return []
+    return ["", f"**Weak locks.** The password restores less than {WEAK_LOCK_SHARE:.0%} of pi_strong's lead on these "
+                "lock seeds, so locking lost the capability it was meant to hide; the means over lock seeds above "
+                "and below include them:", ""] + [
+        f"- {lock}, lock seed {seed}: with password {fmt(v['with_password'])}, without {fmt(v['without_password'])}, "
+        f"pi_strong {fmt(v['strong'])}" for lock, seeds in weak.items() for seed, v in seeds.items()]
 
 
 def sft_section(summary: dict[str, Any]) -> list[str]:
