@@ -357,9 +357,10 @@ def print_outputs(run_dir: Path, summary: dict) -> None:
     for m, v in summary["locked"].items():  # the setting lock has no password; others may add conditions
         print(f"locked ({m}): " + ", ".join(f"{cond.replace('_', ' ')} {c:.3f}" for cond, c in v.items()
                                             if isinstance(c, float)))
+    from pwlock.report.summary import WEAK_LOCK_SHARE  # lazy, like the report itself: pandas is slow to import
     for m, seeds in summary.get("weak_locks", {}).items():
-        print(f"warning: weak lock ({m}): on lock seed(s) {', '.join(seeds)} the password restores less than half of "
-              "pi_strong's lead (see report.md)")
+        print(f"warning: weak lock ({m}): on lock seed(s) {', '.join(seeds)} the password restores less than "
+              f"{WEAK_LOCK_SHARE:.0%} of pi_strong's lead (see report.md)")
     for m, by_k in summary["elicitation"].items():
         print(f"SFT elicitation ({m}): " + ", ".join(f"k={k} {v['mean']:.3f}±{v['sem']:.3f}" for k, v in by_k.items()))
     for lock, methods in summary.get("rl", {}).items():
