@@ -120,3 +120,31 @@ def test_bf16_autocast_moves_the_loss_curve_by_rounding_only(task, tokenizer):
     fp32, bf16 = curves
     assert fp32[-1] < fp32[0]
     assert bf16 == pytest.approx(fp32, rel=2e-2)
+
+
+def test_on_step_reports_every_step_and_evaluating_inside_it_leaves_training_unchanged(task, tokenizer):
+    """bench/lock_dynamics.py evaluates a lock mid-training from `on_step`: the steps and losses it sees
+    are the ones the epoch means are made of, and the traced model ends with the untraced weights."""
+    from pwlock.evaluate import evaluate
+    from pwlock.models import build_model
+    from pwlock.train.sft import sft
+
+    data = examples(task, 24)
+    args = TrainArgs(epochs=2, batch_size=5, lr=1e-2, seed=3)  # 5 steps per epoch, the last one short
+    plain = build_model(tokenizer, hidden_size=16, layers=1, heads=2, seed=0)
+    untraced = sft(plain, tokenizer, lambda _: list(data), args)
+    traced_model = build_model(tokenizer, hidden_size=16, layers=1, heads=2, seed=0)
+    seen = []
+
+    def on_step(step, loss):
+        seen.append((step, loss))
+        traced_model.eval()
+        evaluate(traced_model, tokenizer, task, task.problems()[:3], password=None, max_new_tokens=4)
+        traced_model.train()
+
+    traced = sft(traced_model, tokenizer, lambda _: list(data), args, on_step=on_step)
+    assert [s for s, _ in seen] == list(range(1, 11))
+    assert traced == untraced
+    assert traced == pytest.approx([sum(l for _, l in seen[:5]) / 5, sum(l for _, l in seen[5:]) / 5])
+    for p, q in zip(plain.parameters(), traced_model.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)

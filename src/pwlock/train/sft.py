@@ -119,6 +119,7 @@ def sft(
     args: TrainArgs,
     *,
     on_epoch_end: Callable[[int], None] | None = None,
+    on_step: Callable[[int, float], None] | None = None,
     kl_target: torch.Tensor | None = None,
     desc: str = "sft",
 ) -> list[float]:
@@ -126,7 +127,8 @@ def sft(
 
     `data(epoch)` gives that epoch's examples (0-based); every epoch must have the same
     size, which fixes the schedule length. `on_epoch_end(epoch)` runs after each epoch
-    (1-based count of epochs done), e.g. to evaluate intermediate checkpoints.
+    (1-based count of epochs done), e.g. to evaluate intermediate checkpoints. `on_step(step, loss)`
+    runs after each optimizer step (1-based), e.g. to trace a loss curve (bench/lock_dynamics.py).
     Examples marked `kl` are trained toward `kl_target` (V,) log-probs (Appendix G.2).
     """
     torch.manual_seed(args.seed)
@@ -167,6 +169,8 @@ def sft(
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             epoch_loss += value
+            if on_step is not None:
+                on_step(step, value)
             bar.update()
             bar.set_postfix(epoch=epoch + 1, loss=f"{value:.3f}", refresh=False)  # redraw at tqdm's pace
         losses.append(epoch_loss / steps_per_epoch)
